@@ -24,10 +24,11 @@ from .findings import Finding, RelayRuleError
 try:
     import netaddr
     from netaddr import IPAddress, IPNetwork
+    from netaddr.strategy import ipv4 as _ipv4, ipv6 as _ipv6
 except ImportError as _exc:  # pragma: no cover - exercised via HAS_NETADDR
     HAS_NETADDR = False
     NETADDR_IMPORT_ERROR = _exc
-    netaddr = IPAddress = IPNetwork = None
+    netaddr = IPAddress = IPNetwork = _ipv4 = _ipv6 = None
 else:
     HAS_NETADDR = True
     NETADDR_IMPORT_ERROR = None
@@ -122,19 +123,15 @@ def _parse_address(text, original):
         )
 
 
-def parse_range(text):
-    """Parse one allowlist entry into a ``netaddr.IPNetwork`` (canonical CIDR).
+def _fmt(version, value):
+    """netaddr's canonical (compact) text of an integer address."""
+    return (_ipv4 if version == 4 else _ipv6).int_to_str(value)
 
-    Accepts an address (a /32 or /128) or ``address/prefixlen``, IPv6 in every
-    textual form.  Raises ``RelayRuleError`` with a rule id and a fix for
-    malformed input, a non-CIDR mask and host bits set (naming the network
-    probably meant).  The size limit is checked by ``check_allowlist``, not
-    here, so the stand-in can load any syntactically valid range.
-    """
+
+def _parse(text):
+    """(version, first, prefixlen) of one entry; see ``parse_range``."""
     _require_netaddr()
-    if isinstance(text, IPNetwork):
-        text = str(text)
-    elif isinstance(text, IPAddress):
+    if isinstance(text, (IPNetwork, IPAddress)):
         text = str(text)
     if not isinstance(text, str):
         raise RelayRuleError(
@@ -148,7 +145,8 @@ def parse_range(text):
         raise RelayRuleError("empty allowlist entry", rule="allowlist-syntax", fix="remove the empty entry")
     addr_text, sep, prefix_text = text.partition("/")
     addr = _parse_address(addr_text.strip(), original)
-    bits = C.ADDRESS_BITS[addr.version]
+    version = addr.version
+    bits = C.ADDRESS_BITS[version]
     if not sep:
         prefixlen = bits
     else:
@@ -157,7 +155,7 @@ def parse_range(text):
             fix = "use a CIDR prefix length (/0 to /%d)" % bits
             try:
                 mask = IPAddress(prefix_text, flags=netaddr.INET_PTON)
-                if mask.version == addr.version and mask.is_netmask():
+                if mask.version == version and mask.is_netmask():
                     fix = "write the mask %s as the prefix length /%d" % (prefix_text, mask.netmask_bits())
             except (netaddr.AddrFormatError, ValueError, TypeError):
                 pass
@@ -169,21 +167,34 @@ def parse_range(text):
         prefixlen = int(prefix_text)
         if prefixlen > bits:
             raise RelayRuleError(
-                "%r has prefix length /%d; IPv%d allows /0 to /%d" % (original, prefixlen, addr.version, bits, bits),
+                "%r has prefix length /%d; IPv%d allows /0 to /%d" % (original, prefixlen, version, bits, bits),
                 rule="allowlist-syntax",
                 fix="use a prefix length of at most /%d" % bits,
             )
-    net = IPNetwork("%s/%d" % (addr, prefixlen))
-    if net.ip != net.network:
-        meant = net.cidr
+    value = int(addr)
+    hostmask = (1 << (bits - prefixlen)) - 1
+    if value & hostmask:
+        meant = "%s/%d" % (_fmt(version, value & ~hostmask), prefixlen)
         raise RelayRuleError(
             "%r has host bits set: %s is not the first address of a /%d; "
             "the network is probably %s" % (original, addr, prefixlen, meant),
             rule="allowlist-host-bits",
-            fix="write %s for the network, or %s/%d for the single address"
-            % (meant, addr, bits),
+            fix="write %s for the network, or %s/%d for the single address" % (meant, addr, bits),
         )
-    return net.cidr
+    return version, value, prefixlen
+
+
+def parse_range(text):
+    """Parse one allowlist entry into a ``netaddr.IPNetwork`` (canonical CIDR).
+
+    Accepts an address (a /32 or /128) or ``address/prefixlen``, IPv6 in every
+    textual form.  Raises ``RelayRuleError`` with a rule id and a fix for
+    malformed input, a non-CIDR mask and host bits set (naming the network
+    probably meant).  The size limit is checked by ``check_allowlist``, not
+    here, so the stand-in can load any syntactically valid range.
+    """
+    version, first, prefixlen = _parse(text)
+    return IPNetwork((first, prefixlen), version)
 
 
 def _entry_fields(entry):
@@ -299,39 +310,42 @@ def check_allowlist(entries, egress=None, variable="allowlist", egress_variable=
         text, enabled, description = _entry_fields(entry)
         name = "%s[%d]" % (variable, index)
         try:
-            net = parse_range(text)
+            version, first, prefixlen = _parse(text)
         except RelayRuleError as exc:
             report.errors.append(exc.to_finding(name))
             continue
-        size = net.size
-        cidr = str(net)
+        bits = C.ADDRESS_BITS[version]
+        size = 1 << (bits - prefixlen)
+        last = first + size - 1
+        first_text = _fmt(version, first)
+        cidr = "%s/%d" % (first_text, prefixlen)
         rng = {
             "index": index,
             "input": text if isinstance(text, str) else str(text),
             "cidr": cidr,
-            "version": net.version,
-            "prefixlen": net.prefixlen,
+            "version": version,
+            "prefixlen": prefixlen,
             "addresses": size,
-            "first": str(IPAddress(net.first, net.version)),
-            "last": str(IPAddress(net.last, net.version)),
+            "first": first_text,
+            "last": _fmt(version, last),
             "enabled": enabled,
             "description": description,
         }
         if size > C.MAX_RANGE_ADDRESSES:
-            widest = C.MIN_PREFIXLEN[net.version]
+            widest = C.MIN_PREFIXLEN[version]
             report.errors.append(
                 Finding(
                     name,
                     "allowlist-max-addresses",
                     "%s holds %d addresses; the relay allows at most 65,536 addresses per range "
-                    "(IPv%d /%d or narrower)" % (cidr, size, net.version, widest),
+                    "(IPv%d /%d or narrower)" % (cidr, size, version, widest),
                     "split it into /%d ranges or, better, list only the addresses your servers send from"
                     % widest,
                 ),
             )
-        report.warnings.extend(_special_findings(name, net.version, net.first, net.last, cidr, specials))
+        report.warnings.extend(_special_findings(name, version, first, last, cidr, specials))
         report.ranges.append(rng)
-        parsed.append((net.version, net.first, -net.last, net.last, index, cidr))
+        parsed.append((version, first, -last, last, index, cidr))
 
     # Duplicates and containment: CIDR blocks either nest or are disjoint, so
     # after sorting by (start, -end) a stack of open ranges finds, for every
