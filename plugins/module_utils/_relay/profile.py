@@ -1,0 +1,484 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The relay settings check: a whole relay profile against every rule.
+
+``check_profile(profile)`` never stops at the first problem: it returns a
+``ProfileReport`` with every error, warning and note, each naming the profile
+key it concerns, and the ``normalized`` settings (defaults filled in, derived
+values added, the password masked).  See ``RULES`` for the rule ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from . import constants as C
+from .allowlist import HAS_NETADDR, check_allowlist
+from .domains import domain_matches, helo_identifies_customer, is_fqdn, is_hostname, normalize_domain
+from .findings import Finding, RelayRuleError, format_findings
+from .limits import sending_limits, suggested_throttles
+
+PROFILE_KEYS = (
+    "host", "port", "tls", "tls_verify", "tls_ca_file", "auth", "auth_username", "auth_password",
+    "allowed_senders", "domains", "helo_name", "foreign_senders", "null_sender", "allowlist",
+    "egress_addresses", "licenses", "paid", "servers",
+)
+
+# rule id -> what it enforces (the service document is the source of each).
+RULES = {
+    "profile-unknown-key": "only the documented profile keys are accepted (catches typos)",
+    "type-bool": "a yes/no setting must be a boolean",
+    "type-int": "a number setting must be a whole number",
+    "type-str": "a text setting must be a string",
+    "type-list": "a list setting must be a list",
+    "host-syntax": "the relay host must be a valid host name (no port, no brackets)",
+    "host-not-google": "the relay host is not smtp-relay.gmail.com (note; fine for a stand-in)",
+    "port-allowed": "the relay listens on port 25, 465 or 587 only",
+    "tls-mode": "tls is one of none, opportunistic, required, implicit",
+    "tls-required-port-587": "if you require TLS encryption, you must point to the relay on port 587",
+    "implicit-tls-port-465": "implicit TLS (TLS from the first byte) is port 465",
+    "port-465-implicit-tls": "port 465 speaks implicit TLS only; none/opportunistic cannot use it",
+    "tls-verify-needs-tls": "certificate verification needs TLS",
+    "tls-verify-opportunistic": "opportunistic TLS does not verify certificates (warning)",
+    "tls-verify-off": "certificate verification is off although TLS is mandatory (warning)",
+    "tls-ca-file-unused": "tls_ca_file has no effect without certificate verification (warning)",
+    "auth-requires-tls": "SMTP Authentication requires TLS encryption (Require TLS, port 587)",
+    "auth-credentials": "SMTP AUTH needs auth_username and auth_password",
+    "auth-username-address": "SMTP AUTH identifies a registered user in one of your domains (warning)",
+    "auth-unused": "credentials are given but auth is off (warning)",
+    "auth-user-limits": "mail authenticated as one user counts against that user's 10,000/24 h (note)",
+    "sender-mode": "allowed_senders is registered_users, domain_addresses or any_address",
+    "domains-required": "the customer's domains must be listed",
+    "domain-syntax": "each domain must be a fully qualified domain name",
+    "domain-duplicate": "a domain is listed twice (warning)",
+    "helo-syntax": "the HELO name must be a fully qualified host name",
+    "sender-identity": "any address, foreign sender domains and the null sender need SMTP AUTH "
+                       "or a HELO name inside one of your domains",
+    "any-address-not-recommended": "the service document's warning about Any addresses",
+    "foreign-senders-need-any-address": "senders outside your domains are only accepted with Any addresses",
+    "sender-rewrite": "a foreign envelope sender is rewritten to postmaster@your domain (note)",
+    "null-sender-single-recipient": "null-sender mail must have one RCPT TO per transaction (note)",
+    "allowlist-or-auth": "with neither an IP allowlist nor SMTP AUTH the relay accepts nothing",
+    "allowlist-syntax": "allowlist entries are IPv4/IPv6 addresses or CIDR ranges",
+    "allowlist-host-bits": "a CIDR range starts at its network address",
+    "allowlist-max-addresses": "at most 65,536 addresses per range (IPv4 /16, IPv6 /112)",
+    "allowlist-duplicate": "an allowlist range is listed twice",
+    "allowlist-overlap": "allowlist ranges overlap (one contains the other)",
+    "allowlist-public": "use your own public IP address (warning)",
+    "allowlist-narrow": "keep the allowed IP range as narrow as possible (warning)",
+    "egress-covered": "every egress address must be inside an enabled allowlist range",
+    "egress-public": "egress addresses are public addresses (warning)",
+    "licenses-positive": "licenses is a positive whole number",
+    "servers-positive": "servers is a positive whole number",
+    "netaddr-missing": "the netaddr library is needed for allowlist checks",
+}
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+class ProfileReport:
+    """``normalized`` settings plus ``errors``, ``warnings`` and ``notes``
+    (lists of ``Finding``); ``ok`` is True when there are no errors."""
+
+    def __init__(self, normalized=None, errors=None, warnings=None, notes=None):
+        self.normalized = normalized if normalized is not None else {}
+        self.errors = errors if errors is not None else []
+        self.warnings = warnings if warnings is not None else []
+        self.notes = notes if notes is not None else []
+
+    @property
+    def ok(self):
+        return not self.errors
+
+    @property
+    def findings(self):
+        return self.errors + self.warnings + self.notes
+
+    def format(self):
+        return format_findings(self.findings)
+
+    def as_dict(self):
+        return {
+            "ok": self.ok,
+            "normalized": self.normalized,
+            "errors": [f.as_dict() for f in self.errors],
+            "warnings": [f.as_dict() for f in self.warnings],
+            "notes": [f.as_dict() for f in self.notes],
+        }
+
+
+class _Checker:
+    def __init__(self, profile):
+        self.profile = profile
+        self.findings = []
+
+    def add(self, variable, rule, message, fix="", severity="error"):
+        self.findings.append(Finding(variable, rule, message, fix, severity))
+
+    # --- typed getters -------------------------------------------------
+    def present(self, key):
+        return self.profile.get(key) is not None
+
+    def boolean(self, key, default):
+        value = self.profile.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        self.add(key, "type-bool", "%s must be true or false, got %r" % (key, value), "set %s: true or %s: false" % (key, key))
+        return default
+
+    def integer(self, key):
+        value = self.profile.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.match(r"^\s*-?[0-9]+\s*$", value):
+            return int(value)
+        self.add(key, "type-int", "%s must be a whole number, got %r" % (key, value), "write %s as a number without quotes or units" % key)
+        return None
+
+    def string(self, key):
+        value = self.profile.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        self.add(key, "type-str", "%s must be a string, got %s" % (key, type(value).__name__), "quote %s" % key)
+        return None
+
+    def strlist(self, key):
+        value = self.profile.get(key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [p for p in re.split(r"[\s,;]+", value) if p]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        self.add(key, "type-list", "%s must be a list, got %s" % (key, type(value).__name__), "write %s as a YAML list" % key)
+        return []
+
+
+def _mask(text, secret):
+    if secret and isinstance(text, str) and len(secret) >= 3:
+        return text.replace(secret, C.SECRET_MASK)
+    return text
+
+
+def check_profile(profile):
+    """Check a relay profile (dict with the keys in ``PROFILE_KEYS``) against
+    every rule; returns a ``ProfileReport``.  Never raises for bad values."""
+    if profile is None:
+        profile = {}
+    if not isinstance(profile, dict):
+        report = ProfileReport()
+        report.errors.append(Finding("profile", "type-dict", "the relay profile must be a dict, got %s" % type(profile).__name__,
+                                     "pass the settings as a mapping of profile keys"))
+        return report
+    ck = _Checker(profile)
+    secret = profile.get("auth_password") if isinstance(profile.get("auth_password"), str) else None
+
+    for key in profile:
+        if key not in PROFILE_KEYS:
+            close = difflib.get_close_matches(str(key), PROFILE_KEYS, n=1)
+            ck.add(str(key), "profile-unknown-key", "%r is not a relay profile setting" % (key,),
+                   ("did you mean %r?" % close[0]) if close else "remove it; known settings: %s" % ", ".join(PROFILE_KEYS))
+
+    # --- host ------------------------------------------------------------
+    host = ck.string("host") or C.DEFAULT_RELAY_HOST
+    host_ok = True
+    if host.startswith("[") or host.endswith("]") or (":" in host and not _looks_ipv6(host)):
+        bare = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        ck.add("host", "host-syntax", "host %r must be the bare relay name, without brackets or a port" % host,
+               "write host: %s and set the port with port:" % bare)
+        host_ok = False
+    elif _looks_ip(host):
+        ck.add("host", "host-syntax", "host %r is an address; the relay's TLS certificate names %s" % (host, C.DEFAULT_RELAY_HOST),
+               "use the relay's host name (%s)" % C.DEFAULT_RELAY_HOST, "warning")
+    elif not is_hostname(host):
+        ck.add("host", "host-syntax", "host %r is not a valid host name" % host, "use %s" % C.DEFAULT_RELAY_HOST)
+        host_ok = False
+    else:
+        host = normalize_domain(host)
+        if host not in C.KNOWN_RELAY_HOSTS:
+            ck.add("host", "host-not-google", "host %s is not Google's relay (%s); fine for a test stand-in" % (host, C.DEFAULT_RELAY_HOST),
+                   "use %s in production" % C.DEFAULT_RELAY_HOST, "note")
+
+    # --- port and TLS ----------------------------------------------------
+    port = ck.integer("port")
+    tls = ck.string("tls")
+    if tls is not None:
+        tls = tls.lower()
+        if tls not in C.TLS_MODES:
+            ck.add("tls", "tls-mode", "tls %r is not one of %s" % (tls, ", ".join(C.TLS_MODES)),
+                   "use tls: required (STARTTLS on port 587) unless your server cannot do TLS")
+            tls = None
+    if port is not None and port not in C.RELAY_PORTS:
+        ck.add("port", "port-allowed", "port %d is not a relay port; the relay listens on 25, 465 and 587 only" % port,
+               "use port: 587 (with tls: required)")
+    tls_derived = tls is None
+    if tls is None:
+        tls = {C.PORT_IMPLICIT_TLS: C.TLS_IMPLICIT, C.PORT_SMTP: C.TLS_OPPORTUNISTIC}.get(port, C.TLS_REQUIRED)
+        if port == C.PORT_SMTP and "tls" not in profile:
+            ck.add("tls", "tls-mode", "tls is not set; with port 25 it defaults to opportunistic STARTTLS",
+                   "set tls explicitly (required with port 587 is the safe choice)", "note")
+    if port is None:
+        port = C.PORT_IMPLICIT_TLS if tls == C.TLS_IMPLICIT else C.PORT_SUBMISSION
+    if not tls_derived or "tls" in profile:
+        if tls == C.TLS_REQUIRED and port != C.PORT_SUBMISSION:
+            ck.add("port", "tls-required-port-587",
+                   "tls: required needs port 587, not %d; the document: if you require TLS encryption, "
+                   "you must point your server to the relay on port 587" % port,
+                   "set port: 587")
+        if tls == C.TLS_IMPLICIT and port != C.PORT_IMPLICIT_TLS:
+            ck.add("port", "implicit-tls-port-465", "tls: implicit (TLS from the first byte) is port 465, not %d" % port,
+                   "set port: 465, or use tls: required with port 587")
+    if port == C.PORT_IMPLICIT_TLS and tls in (C.TLS_NONE, C.TLS_OPPORTUNISTIC):
+        ck.add("tls", "port-465-implicit-tls",
+               "port 465 speaks TLS from the first byte (implicit TLS); tls: %s cannot talk to it" % tls,
+               "set tls: implicit for port 465, or use port 587 (tls: required) or 25")
+    tls_on = tls in (C.TLS_REQUIRED, C.TLS_IMPLICIT)
+    tls_verify = ck.boolean("tls_verify", tls_on)
+    if ck.present("tls_verify") and tls_verify and tls == C.TLS_NONE:
+        ck.add("tls_verify", "tls-verify-needs-tls", "tls_verify: true needs TLS, but tls is none",
+               "set tls: required (port 587), or drop tls_verify")
+    elif ck.present("tls_verify") and tls_verify and tls == C.TLS_OPPORTUNISTIC:
+        ck.add("tls_verify", "tls-verify-opportunistic",
+               "tls_verify has no effect with tls: opportunistic (a server that may fall back to plain text cannot insist on a certificate)",
+               "set tls: required (port 587) to verify the relay's certificate", "warning")
+    elif tls_on and not tls_verify:
+        ck.add("tls_verify", "tls-verify-off",
+               "certificate verification is off: anyone between you and the relay can impersonate it%s"
+               % (" and capture the SMTP AUTH credentials" if profile.get("auth") in (True, "true", "yes") else ""),
+               "leave tls_verify: true (the default) and trust the relay's CA", "warning")
+    tls_ca_file = ck.string("tls_ca_file")
+    if tls_ca_file and not (tls_verify and tls != C.TLS_NONE):
+        ck.add("tls_ca_file", "tls-ca-file-unused", "tls_ca_file is set but certificates are not verified",
+               "remove tls_ca_file, or set tls_verify: true with tls: required", "warning")
+
+    # --- SMTP AUTH ---------------------------------------------------------
+    auth = ck.boolean("auth", False)
+    auth_username = ck.string("auth_username")
+    auth_password = profile.get("auth_password")
+    if auth_password is not None and not isinstance(auth_password, str):
+        ck.add("auth_password", "type-str", "auth_password must be a string (value not shown)", "quote auth_password")
+        auth_password = None
+    if auth:
+        if tls != C.TLS_REQUIRED:
+            ck.add("auth", "auth-requires-tls",
+                   "SMTP AUTH needs tls: required (STARTTLS on port 587), not tls: %s; the document: "
+                   "SMTP Authentication requires TLS encryption, and Require TLS means port 587" % tls,
+                   "set tls: required and port: 587")
+        if not auth_username:
+            ck.add("auth_username", "auth-credentials", "auth is on but auth_username is not set",
+                   "set auth_username to a registered user's address, e.g. relay@example.com")
+        if not auth_password:
+            ck.add("auth_password", "auth-credentials", "auth is on but auth_password is not set (value never shown)",
+                   "set auth_password, ideally from Ansible Vault")
+    elif auth_username or auth_password:
+        ck.add("auth_username" if auth_username else "auth_password", "auth-unused",
+               "auth_username/auth_password are set but auth is off, so they are not used",
+               "set auth: true, or remove the credentials", "warning")
+
+    # --- domains and HELO ----------------------------------------------------
+    domains = []
+    for index, name in enumerate(ck.strlist("domains")):
+        var = "domains[%d]" % index
+        if not isinstance(name, str) or not is_fqdn(name):
+            ck.add(var, "domain-syntax", "%r is not a fully qualified domain name" % (name,),
+                   "list domain names such as example.com")
+            continue
+        norm = normalize_domain(name)
+        if norm in domains:
+            ck.add(var, "domain-duplicate", "%s is listed twice" % norm, "remove %s" % var, "warning")
+            continue
+        domains.append(norm)
+    if not ck.strlist("domains"):
+        ck.add("domains", "domains-required", "domains is empty; the relay's rules all refer to your domains",
+               "list the customer's domains (primary, secondary, alias), e.g. [example.com]")
+    if auth and auth_username:
+        user_domain = auth_username.rsplit("@", 1)[1] if "@" in auth_username else None
+        if not user_domain:
+            ck.add("auth_username", "auth-username-address",
+                   "auth_username %r is not an address; SMTP AUTH logs in as a registered user (user@domain)" % auth_username,
+                   "use the full address of a registered user", "warning")
+        elif domains and not domain_matches(user_domain, domains):
+            ck.add("auth_username", "auth-username-address",
+                   "auth_username's domain %s is not one of domains; SMTP AUTH identifies the sending domain" % user_domain,
+                   "log in as a registered user of %s" % domains[0], "warning")
+    helo = ck.string("helo_name")
+    if helo is not None:
+        if not is_fqdn(helo):
+            ck.add("helo_name", "helo-syntax", "helo_name %r is not a fully qualified host name" % helo,
+                   "use the server's full name inside your domain, e.g. mail.%s" % (domains[0] if domains else "example.com"))
+        else:
+            helo = normalize_domain(helo)
+    helo_domain = helo_identifies_customer(helo, domains) if helo else None
+
+    # --- allowed senders -----------------------------------------------------
+    senders = ck.string("allowed_senders")
+    if senders is None:
+        senders = C.SENDERS_REGISTERED
+    elif senders not in C.SENDER_MODES:
+        ck.add("allowed_senders", "sender-mode", "allowed_senders %r is not one of %s" % (senders, ", ".join(C.SENDER_MODES)),
+               "use registered_users or domain_addresses")
+        senders = C.SENDERS_REGISTERED
+    foreign = ck.boolean("foreign_senders", False)
+    null_sender = ck.boolean("null_sender", False)
+    auth_identifies = bool(auth and auth_username and auth_password)
+    customer_domain = None
+    if auth_identifies and "@" in auth_username:
+        customer_domain = domain_matches(auth_username.rsplit("@", 1)[1], domains)
+    customer_domain = customer_domain or helo_domain or (domains[0] if domains else None)
+    identity = "auth" if auth else ("helo" if helo_domain else None)
+    triggers = []
+    if senders == C.SENDERS_ANY:
+        triggers.append(("allowed_senders", "allowed_senders is any_address"))
+    if foreign:
+        triggers.append(("foreign_senders", "the server sends mail from domains you do not own (foreign_senders)"))
+    if null_sender:
+        triggers.append(("null_sender", "the server sends mail with a null envelope sender (bounces, vacation replies)"))
+    if not auth:
+        if helo is None:
+            why = "helo_name is not set"
+        elif helo_domain is None:
+            why = "helo_name %s is not a fully qualified name inside any of domains (%s)" % (helo, ", ".join(domains) or "none listed")
+        else:
+            why = None
+        if why:
+            for var, what in triggers:
+                ck.add(var, "sender-identity",
+                       "%s, so the relay must identify you by SMTP AUTH or by one of your domain names in HELO/EHLO; "
+                       "auth is off and %s" % (what, why),
+                       "set auth: true (tls: required, port: 587, auth_username, auth_password), or helo_name: "
+                       "mail.%s" % (domains[0] if domains else "example.com"))
+    if senders == C.SENDERS_ANY:
+        ck.add("allowed_senders", "any-address-not-recommended", C.ANY_ADDRESS_WARNING,
+               "prefer registered_users or domain_addresses", "warning")
+    if foreign and senders != C.SENDERS_ANY:
+        ck.add("allowed_senders", "foreign-senders-need-any-address",
+               "foreign_senders is true but allowed_senders is %s, which accepts only senders in your domains" % senders,
+               "set allowed_senders: any_address, or stop sending from domains you do not own")
+    sender_rewrite = None
+    if foreign:
+        sender_rewrite = "postmaster@%s" % (customer_domain or "[your domain]")
+        ck.add("foreign_senders", "sender-rewrite",
+               "the relay rewrites envelope senders outside your domains to %s. %s" % (sender_rewrite, C.REWRITE_NOTE),
+               "expect bounces for such mail to go to %s" % sender_rewrite, "note")
+    if null_sender:
+        ck.add("null_sender", "null-sender-single-recipient",
+               "The SMTP Relay service does not support multiple envelope recipients (RCPT TO) when specifying "
+               "a null envelope sender (MAIL FROM: <>); the roles configure one recipient per null-sender transaction",
+               "nothing to do when a smarthost.relay role configures the server", "note")
+    if auth_identifies:
+        ck.add("auth_username", "auth-user-limits",
+               "mail relayed with SMTP AUTH as %s may count against that user's limit of %s messages and %s unique "
+               "recipients per 24 h" % (auth_username, "{:,}".format(C.USER_DAILY_MESSAGES),
+                                        "{:,}".format(C.USER_DAILY_UNIQUE_RECIPIENTS)),
+               "spread heavy senders over several users or rely on the IP allowlist", "note")
+
+    # --- allowlist ------------------------------------------------------------
+    entries = ck.strlist("allowlist")
+    egress = ck.strlist("egress_addresses")
+    normalized_allowlist = []
+    allowlist_total = 0
+    has_allowlist = any(not (isinstance(e, dict) and not e.get("enabled", True)) for e in entries)
+    if entries or egress:
+        if not HAS_NETADDR:
+            ck.add("allowlist", "netaddr-missing", "the Python library netaddr is required to check the allowlist",
+                   "install netaddr on the controller (pip install netaddr)")
+        elif entries:
+            report = check_allowlist(entries, egress if egress else None)
+            ck.findings.extend(report.errors + report.warnings)
+            by_index = {r["index"]: r for r in report.ranges}
+            for index, entry in enumerate(entries):
+                rng = by_index.get(index)
+                if rng is None:
+                    continue
+                if isinstance(entry, dict):
+                    normalized_allowlist.append({"range": rng["cidr"], "enabled": rng["enabled"], "description": rng["description"]})
+                else:
+                    normalized_allowlist.append(rng["cidr"])
+            allowlist_total = report.total
+    if not auth and not has_allowlist:
+        ck.add("allowlist", "allowlist-or-auth",
+               "neither an IP allowlist nor SMTP AUTH is configured, so the relay would accept no mail from this server",
+               "list the server's public egress address(es) in allowlist, or set auth: true with credentials")
+
+    # --- licences and fleet ---------------------------------------------------
+    licenses = ck.integer("licenses")
+    paid = ck.boolean("paid", True)
+    servers = ck.integer("servers")
+    limits = throttles = None
+    if licenses is not None and licenses < 1:
+        ck.add("licenses", "licenses-positive", "licenses must be at least 1, got %d" % licenses,
+               "set licenses to the number of user licences in the account")
+        licenses = None
+    if servers is not None and servers < 1:
+        ck.add("servers", "servers-positive", "servers must be at least 1, got %d" % servers,
+               "set servers to the number of mail servers relaying through the service")
+        servers = None
+    if servers is None:
+        servers = 1
+    if licenses is not None:
+        try:
+            limits = sending_limits(licenses, paid)
+            throttles = suggested_throttles(licenses, paid, servers)
+        except RelayRuleError as exc:  # pragma: no cover - values checked above
+            ck.findings.append(exc.to_finding("licenses"))
+
+    normalized = {
+        "host": host if host_ok else None,
+        "port": port,
+        "tls": tls,
+        "tls_verify": tls_verify,
+        "tls_ca_file": tls_ca_file,
+        "auth": auth,
+        "auth_username": auth_username,
+        "auth_password": C.SECRET_MASK if auth_password else None,
+        "allowed_senders": senders,
+        "domains": domains,
+        "helo_name": helo,
+        "foreign_senders": foreign,
+        "null_sender": null_sender,
+        "allowlist": normalized_allowlist,
+        "egress_addresses": [str(e) for e in egress],
+        "licenses": licenses,
+        "paid": paid,
+        "servers": servers,
+        # derived
+        "identity": identity,
+        "customer_domain": customer_domain,
+        "sender_rewrite": sender_rewrite,
+        "null_sender_recipient_limit": C.NULL_SENDER_MAX_RECIPIENTS if null_sender else None,
+        "allowlist_total": allowlist_total,
+        "limits": limits,
+        "throttles": throttles,
+    }
+    report = ProfileReport(normalized)
+    for f in ck.findings:
+        f.message = _mask(f.message, secret)
+        f.fix = _mask(f.fix, secret)
+        {"error": report.errors, "warning": report.warnings, "note": report.notes}[f.severity].append(f)
+    return report
+
+
+def _looks_ip(text):
+    return bool(re.match(r"^[0-9.]+$", text)) or _looks_ipv6(text)
+
+
+def _looks_ipv6(text):
+    return bool(re.match(r"^[0-9a-fA-F:.]+$", text)) and text.count(":") >= 2
