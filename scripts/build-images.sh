@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Build the test-bed images from Debian's mirror with mmdebstrap + podman import.
+# An image is rebuilt only when it is missing or its recipe changed (the recipe's
+# hash is stored in the image label smarthost.recipe). Usage:
+#   scripts/build-images.sh [--force] [IMAGE ...]     IMAGE: debian11 debian12 debian13 relay
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MIRROR=${SMARTHOST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE_PACKAGES=systemd,systemd-sysv,python3,python3-apt,netbase,ca-certificates,iproute2,procps
+declare -A SUITE=([debian11]=bullseye [debian12]=bookworm [debian13]=trixie [relay]=bookworm)
+declare -A TAG=(
+    [debian11]=localhost/smarthost-debian:11
+    [debian12]=localhost/smarthost-debian:12
+    [debian13]=localhost/smarthost-debian:13
+    [relay]=localhost/smarthost-relay:latest
+)
+# Base images: systemd as PID 1 and python3, nothing else of ours; the roles install the MTAs.
+# The relay stand-in runs on Debian's own aiosmtpd, netaddr and yaml, from the project mounted read-only.
+declare -A PACKAGES=(
+    [debian11]=$BASE_PACKAGES [debian12]=$BASE_PACKAGES [debian13]=$BASE_PACKAGES
+    [relay]=python3,python3-aiosmtpd,python3-netaddr,python3-yaml,netbase,ca-certificates,openssl,procps
+)
+declare -A CHANGES=(
+    [debian11]=systemd [debian12]=systemd [debian13]=systemd [relay]=relay
+)
+
+force=0 wanted=()
+for arg in "$@"; do
+    case $arg in
+        --force) force=1 ;;
+        debian11 | debian12 | debian13 | relay) wanted+=("$arg") ;;
+        *) die "unknown image or option: $arg" ;;
+    esac
+done
+((${#wanted[@]})) || wanted=(debian11 debian12 debian13 relay)
+
+recipe_hash() {
+    local name=$1
+    { sed -n '/^MIRROR=/,/^force=0/p' "${BASH_SOURCE[0]}"; echo "${SUITE[$name]} ${PACKAGES[$name]}"; } | sha256sum | cut -c1-16
+}
+
+image_current() {
+    local name=$1 want=$2 have
+    have=$(podman image inspect --format '{{index .Labels "smarthost.recipe"}}' "${TAG[$name]}" 2>/dev/null) || return 1
+    [[ $have == "$want" ]]
+}
+
+build_one() {
+    local name=$1 hash=$2 tar
+    tar=$CACHE/images/$name.tar
+    mkdir -p "$CACHE/images"
+    mmdebstrap --variant=minbase --include="${PACKAGES[$name]}" \
+        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+        --customize-hook='echo "smarthost-test" > "$1"/etc/hostname' \
+        --format=tar "${SUITE[$name]}" "$tar" "$MIRROR"
+    local changes=(--change "LABEL smarthost.recipe=$hash")
+    if [[ ${CHANGES[$name]} == systemd ]]; then
+        changes+=(--change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' --change 'CMD ["/sbin/init"]')
+    else
+        changes+=(--change 'ENV PYTHONPATH=/opt/smarthost/tools'
+            --change 'CMD ["python3", "-m", "relay_standin", "serve", "--config", "/etc/relay-standin/config.yml"]')
+    fi
+    podman import "${changes[@]}" "$tar" "${TAG[$name]}"
+    rm -f "$tar"
+}
+
+pids=() names=()
+for name in "${wanted[@]}"; do
+    hash=$(recipe_hash "$name")
+    if ((!force)) && image_current "$name" "$hash"; then
+        say "image ${TAG[$name]} current (recipe $hash)"
+        continue
+    fi
+    say "building ${TAG[$name]} from ${SUITE[$name]} (recipe $hash)"
+    build_one "$name" "$hash" >"$CACHE/logs/image-$name.log" 2>&1 &
+    pids+=($!) names+=("$name")
+done
+
+start=$SECONDS failed=()
+while :; do
+    running=0
+    for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && running=$((running + 1)); done
+    ((running)) || break
+    [[ -t 2 ]] && printf '\r    building %d image(s) … %ds' "$running" $((SECONDS - start)) >&2
+    sleep 1
+done
+[[ -t 2 ]] && printf '\r\033[K' >&2
+for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+        say "built ${TAG[${names[$i]}]} in $((SECONDS - start))s"
+    else
+        tail -n 20 "$CACHE/logs/image-${names[$i]}.log" >&2
+        failed+=("${names[$i]}")
+    fi
+done
+((${#failed[@]} == 0)) || die "image build failed: ${failed[*]} (logs in $CACHE/logs)"
