@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action plugin for smarthost.relay.relay_settings_check (controller only).
+
+The documentation (and schema) is in plugins/modules/relay_settings_check.py.
+"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.findings import format_findings
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile
+from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
+from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
+
+
+def _scrub(text, secrets):
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret) >= 3:
+            text = text.replace(secret, "********")
+    return text
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args, errors, no_log_values = validate_from_doc(DOCUMENTATION, self._task.args)
+        result["changed"] = False
+        if errors:
+            result["failed"] = True
+            result["msg"] = _scrub("relay_settings_check: invalid arguments:\n" + "\n".join(
+                "- [argument-spec] %s" % e for e in errors), no_log_values)
+            return result
+        report = check_profile({k: v for k, v in args.items() if v is not None})
+        result["normalized"] = report.normalized
+        result["findings"] = [f.as_dict() for f in report.findings]
+        result["notes"] = [f.format() for f in report.notes]
+        if report.warnings:
+            result["warnings"] = [f.format() for f in report.warnings]
+        if report.errors:
+            result["failed"] = True
+            result["msg"] = "The relay settings break %d rule(s):\n%s" % (len(report.errors), format_findings(report.errors))
+        else:
+            n = report.normalized
+            result["msg"] = "relay settings OK: %s:%s, tls %s, %s" % (
+                n["host"], n["port"], n["tls"], "SMTP AUTH" if n["auth"] else "IP allowlist")
+        result["msg"] = _scrub(result["msg"], no_log_values)
+        return result

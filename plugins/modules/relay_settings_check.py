@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This file only documents the action plugin plugins/action/relay_settings_check.py.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: relay_settings_check
+short_description: Check a whole relay profile against the rules of Google's SMTP relay service
+version_added: 1.0.0
+description:
+  - Checks the settings a mail server will use to relay through Google's SMTP relay service (relay host, port, TLS,
+    SMTP AUTH, allowed senders, domains, HELO name, foreign and null senders, IP allowlist, licences) against every
+    rule of the service document, and returns them normalized, with defaults filled in and derived values added.
+  - Fails listing B(every) violated rule at once, each naming the variable it concerns (for example V(port) or
+    V(allowlist[3])), the rule id and how to fix it. Warnings are shown as Ansible warnings.
+  - "Rules: only ports 25, 465 and 587; O(tls=required) means port 587; O(tls=implicit) means port 465 and port 465
+    means implicit TLS; SMTP AUTH needs O(tls=required) and so port 587; certificate verification is on by default
+    whenever TLS is mandatory; O(allowed_senders=any_address), O(foreign_senders) or O(null_sender) need SMTP AUTH or
+    a HELO name that is a fully qualified name inside one of O(domains) (the bare domain counts); senders outside
+    the domains need O(allowed_senders=any_address); neither an allowlist nor SMTP AUTH means the relay accepts
+    nothing; allowlist rules as in M(smarthost.relay.relay_allowlist_check)."
+  - Notes (not failures) report that the relay rewrites foreign envelope senders to V(postmaster@<your domain>),
+    and that null-sender mail needs single-recipient transactions, which the roles configure.
+  - The same rules, with the same names prefixed V(relay_), are the roles' variables.
+author: smarthost.relay maintainers
+options:
+  host:
+    description:
+      - The relay host name, without brackets or port.
+    type: str
+    default: smtp-relay.gmail.com
+  port:
+    description:
+      - The relay port, V(25), V(465) or V(587).
+      - Defaults to V(465) for O(tls=implicit) and to V(587) otherwise.
+    type: int
+  tls:
+    description:
+      - V(required) is STARTTLS that must succeed (the Admin console's "Require TLS encryption"), on port 587.
+      - V(implicit) is TLS from the first byte, on port 465.
+      - V(opportunistic) uses STARTTLS when offered; V(none) never encrypts.
+      - Defaults to what O(port) implies (V(465) implicit, V(25) opportunistic, V(587) required), and to
+        V(required) when neither is set.
+    type: str
+    choices: [none, opportunistic, required, implicit]
+  tls_verify:
+    description:
+      - Verify the relay's certificate and name.
+      - Defaults to V(true) when O(tls) is V(required) or V(implicit), V(false) otherwise.
+    type: bool
+  tls_ca_file:
+    description:
+      - CA bundle to verify the relay with, on the managed host. Defaults to the system trust store.
+    type: str
+  auth:
+    description:
+      - Use SMTP AUTH (the Admin console's "Require SMTP Authentication"). Needs O(tls=required) and port 587.
+    type: bool
+    default: false
+  auth_username:
+    description:
+      - The registered user to authenticate as (full address). Required when O(auth=true).
+    type: str
+  auth_password:
+    description:
+      - The user's password (or app password). Required when O(auth=true). Never shown in any output.
+    type: str
+  allowed_senders:
+    description:
+      - The Admin console's "Allowed senders" choice.
+    type: str
+    choices: [registered_users, domain_addresses, any_address]
+    default: registered_users
+  domains:
+    description:
+      - The customer's domains (primary, secondary, alias). At least one is required.
+    type: list
+    elements: str
+  helo_name:
+    description:
+      - The HELO/EHLO name the mail server presents. To identify the customer it must be a fully qualified name equal
+        to one of O(domains) or inside one.
+    type: str
+  foreign_senders:
+    description:
+      - The server sends mail with envelope senders in domains the customer does not own.
+    type: bool
+    default: false
+  null_sender:
+    description:
+      - The server sends mail with a null envelope sender (non-delivery reports, vacation replies).
+    type: bool
+    default: false
+  allowlist:
+    description:
+      - The IP allowlist (addresses or CIDR ranges, or dictionaries with V(range), V(enabled), V(description)).
+    type: list
+    elements: raw
+  egress_addresses:
+    description:
+      - The public addresses the mail servers send from; each must be covered by O(allowlist) when that is set.
+    type: list
+    elements: str
+  licenses:
+    description:
+      - Number of user licences; when given, the sending limits and suggested throttles are returned.
+    type: int
+  paid:
+    description:
+      - Whether the customer has paid a bill; unpaid customers have lower limits.
+    type: bool
+    default: true
+  servers:
+    description:
+      - Number of mail servers relaying through the service (for the throttles).
+    type: int
+    default: 1
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
+  - smarthost.relay._attributes
+  - smarthost.relay._attributes.controller_check
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+  connection:
+    support: none
+  delegation:
+    support: none
+    details: Runs on the controller and never connects to the host, so O(ignore:delegate_to) has no effect.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: all
+seealso:
+  - module: smarthost.relay.relay_allowlist_check
+  - plugin: smarthost.relay.relay_limits
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Check the relay settings before configuring any mail server
+  smarthost.relay.relay_settings_check:
+    tls: required
+    port: 587
+    auth: true
+    auth_username: relay@example.com
+    auth_password: "{{ vault_relay_password }}"
+    domains: [example.com, example.org]
+    helo_name: mail.example.com
+    null_sender: true
+    licenses: 250
+    servers: 2
+  register: relay_settings
+
+- name: Allowlist instead of SMTP AUTH, checked against the servers' egress addresses
+  smarthost.relay.relay_settings_check:
+    domains: [example.com]
+    allowlist: [198.51.100.16/29]
+    egress_addresses: [198.51.100.17, 198.51.100.18]
+
+- name: Use the normalized settings
+  ansible.builtin.debug:
+    msg: "Relay via {{ relay_settings.normalized.host }}:{{ relay_settings.normalized.port }}"
+"""
+
+RETURN = r"""
+normalized:
+  description:
+    - The settings with defaults filled in (same keys as the options), plus derived values. O(auth_password) is
+      masked.
+  returned: always
+  type: dict
+  contains:
+    identity:
+      description: How the relay identifies the customer, V(auth), V(helo) or V(null) (by IP address only).
+      type: str
+      sample: auth
+    customer_domain:
+      description: The customer domain identified by SMTP AUTH or the HELO name (else the first domain).
+      type: str
+      sample: example.com
+    sender_rewrite:
+      description: The address the relay rewrites foreign envelope senders to, when O(foreign_senders=true).
+      type: str
+      sample: postmaster@example.com
+    null_sender_recipient_limit:
+      description: V(1) when O(null_sender=true), the number of recipients per null-sender transaction.
+      type: int
+      sample: 1
+    allowlist_total:
+      description: Distinct addresses in the enabled allowlist ranges.
+      type: int
+      sample: 8
+    limits:
+      description: The sending limits (see the P(smarthost.relay.relay_limits#filter) filter), when O(licenses) is set.
+      type: dict
+    throttles:
+      description: Suggested per-server throttles, when O(licenses) is set.
+      type: dict
+  sample: {"host": "smtp-relay.gmail.com", "port": 587, "tls": "required", "tls_verify": true, "auth": true,
+           "auth_password": "********", "identity": "auth"}
+findings:
+  description: Every error, warning and note, each with V(variable), V(rule), V(message), V(fix) and V(severity).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"variable": "port", "rule": "tls-required-port-587", "severity": "error",
+            "message": "tls: required needs port 587, not 465; ...", "fix": "set port: 587"}]
+notes:
+  description: The notes, formatted one per entry.
+  returned: always
+  type: list
+  elements: str
+msg:
+  description: A summary, or on failure every violated rule, one per line, with the variable and the fix.
+  returned: always
+  type: str
+"""
