@@ -1,0 +1,71 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bare Debian 11/12/13 containers relay through the stand-in; the stand-in's record says how."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+
+CLIENTS = relay_record.group_hosts("clients")
+SWAKS = ["swaks", "--server", "relay.smarthost.test", "--from", "app@example.com", "--to", "someone@example.net",
+         "--tls-verify", "--tls-ca-path", "/etc/ssl/certs/ca-certificates.crt"]
+
+
+@pytest.fixture(scope="module")
+def relay():
+    return relay_record.relay()
+
+
+def swaks(client, *args, message_id):
+    return client.run(" ".join(SWAKS + list(args) + ["--header", "'Message-Id: %s'" % message_id]))
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
+def test_submission_starttls_auth_verified(client, relay):
+    mid = relay_record.unique_id("587")
+    result = swaks(client, "--port", "587", "--tls", "--auth", "PLAIN", "--auth-user", "bed@example.com",
+                   "--auth-password", "bed-secret-pw", "--ehlo", "mta.example.com", message_id=mid)
+    assert result.rc == 0, result.stdout + result.stderr
+    [record] = relay_record.wait_for_transactions(relay, message_id=mid)
+    assert record["verdict"] == "accepted"
+    assert record["port"] == 587 and record["tls"] is True
+    assert record["auth_user"] == "bed@example.com"
+    assert record["helo"] == "mta.example.com"
+    assert record["sender"] == "app@example.com" and record["recipients"] == ["someone@example.net"]
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
+def test_implicit_tls_465_allowlisted(client, relay):
+    mid = relay_record.unique_id("465")
+    result = swaks(client, "--port", "465", "--tlsc", "--ehlo", "mta.example.com", message_id=mid)
+    assert result.rc == 0, result.stdout + result.stderr
+    [record] = relay_record.wait_for_transactions(relay, message_id=mid)
+    assert record["verdict"] == "accepted"
+    assert record["port"] == 465 and record["tls"] is True
+    assert record["auth_user"] is None
+    assert record["client_ip"].startswith("10.201.1.")
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
+def test_plaintext_refused_when_tls_required(client, relay):
+    before = len(relay_record.transactions(relay))
+    result = client.run("swaks --server relay.smarthost.test --port 25 --from app@example.com "
+                        "--to someone@example.net --ehlo mta.example.com")
+    assert result.rc != 0
+    assert "530" in result.stdout, result.stdout
+    refused = relay_record.wait_for_transactions(relay, count=before + 1, port=25)
+    assert refused and refused[-1]["verdict"] == "refused" and refused[-1]["tls"] is False
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
+def test_verification_rejects_a_name_the_certificate_does_not_hold(client, relay):
+    address = relay.interface("eth0").addresses[0]
+    result = client.run("swaks --server %s --port 587 --tls --tls-verify --from app@example.com "
+                        "--to someone@example.net --quit-after MAIL" % address)
+    assert result.rc != 0, result.stdout
