@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The record: one JSON line per transaction (and per connection).
+
+Writers append each line with a single ``write(2)`` on an ``O_APPEND``
+descriptor, so readers that tail the file concurrently see whole lines; a
+reader ignores a last line that has no newline yet.
+
+Python API for tests: ``load(path)``, ``transactions(records)``,
+``connections(records)``, ``summarize(records)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+KIND_TRANSACTION = "transaction"
+KIND_CONNECTION = "connection"
+VERDICTS = ("accepted", "refused", "deferred", "abandoned")
+
+
+class RecordWriter:
+    """Appends JSON lines to one file.  Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd: Optional[int] = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, record: Dict[str, Any]) -> None:
+        data = (json.dumps(record, sort_keys=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                return
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class NullWriter:
+    """Stands in for a writer when no record file is configured."""
+
+    path = None
+
+    def write(self, record: Dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def load(path) -> List[Dict[str, Any]]:
+    """Every complete record line of ``path`` (missing file: empty list)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in data.split(b"\n")[:-1]:
+        if line.strip():
+            records.append(json.loads(line.decode("utf-8")))
+    return records
+
+
+def transactions(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in records if r.get("kind") == KIND_TRANSACTION]
+
+
+def connections(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in records if r.get("kind") == KIND_CONNECTION]
+
+
+def accepted(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in transactions(records) if r.get("verdict") == "accepted"]
+
+
+def _count(items: Iterable[Any]) -> Dict[str, int]:
+    return {str(key): value for key, value in sorted(Counter(items).items(), key=lambda kv: str(kv[0]))}
+
+
+def summarize(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+    """Counts for a quick verdict on a run: per verdict and reply code, the
+    connections used (and messages per connection), per port, TLS, AUTH
+    user, HELO name and client address."""
+    records = list(records)
+    trans = transactions(records)
+    conns = connections(records)
+    conn_ids = {r.get("connection") for r in trans} | {r.get("connection") for r in conns}
+    conn_ids.discard(None)
+    accepted_per_conn = Counter(r.get("connection") for r in trans if r.get("verdict") == "accepted")
+    return {
+        "transactions": len(trans),
+        "verdicts": _count(r.get("verdict") for r in trans),
+        "codes": _count(r.get("code") for r in trans),
+        "recipients_accepted": sum(len(r.get("recipients") or ()) for r in trans if r.get("verdict") == "accepted"),
+        "rewritten_senders": sum(1 for r in trans if r.get("sender_rewritten") not in (None, r.get("sender"))),
+        "connections": len(conn_ids),
+        "connections_with_transactions": len({r.get("connection") for r in trans}),
+        "connections_without_transactions": sum(1 for r in conns if not r.get("transactions")),
+        "max_accepted_per_connection": max(accepted_per_conn.values()) if accepted_per_conn else 0,
+        "ports": _count(r.get("port") for r in trans),
+        "tls": _count(r.get("tls_version") if r.get("tls") else "none" for r in trans),
+        "auth_users": _count(r.get("auth_user") or "-" for r in trans),
+        "helo": _count(r.get("helo") or "-" for r in trans),
+        "client_ips": _count(r.get("client_ip") for r in trans),
+    }
+
+
+def format_transaction(record: Dict[str, Any]) -> str:
+    """One human-readable line for a transaction record."""
+    tls = record.get("tls_version") if record.get("tls") else "plain"
+    sender = record.get("sender") or "<>"
+    if record.get("sender_rewritten") and record.get("sender_rewritten") != record.get("sender"):
+        sender += " => " + record["sender_rewritten"]
+    recipients = ",".join(record.get("recipients") or ()) or "-"
+    return "%s %s#%s port=%s %s auth=%s helo=%s from=%s to=%s %s %s" % (
+        record.get("ts", "?"), record.get("connection"), record.get("seq"), record.get("port"), tls,
+        record.get("auth_user") or "-", record.get("helo") or "-", sender, recipients,
+        record.get("verdict"), record.get("reply"),
+    )
+
+
+def format_connection(record: Dict[str, Any]) -> str:
+    tls = record.get("tls_version") if record.get("tls") else "plain"
+    return "%s %s port=%s %s client=%s transactions=%s end=%s" % (
+        record.get("ts", "?"), record.get("connection"), record.get("port"), tls, record.get("client_ip"),
+        record.get("transactions"), record.get("end"),
+    )

@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Listeners and the config poll loop.
+
+One asyncio server per (listener, address): ``smtp`` (stands in for port
+25, STARTTLS offered), ``smtps`` (465, implicit TLS) and ``submission``
+(587, STARTTLS).  Port 0 binds a free port (the same one for every address
+of a listener).  The config file is checked at every new connection and
+every ``poll_interval`` seconds; listeners follow the config (ports,
+addresses) and ``unlisten`` faults (a port that is down refuses
+connections at the TCP level).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .config import IMPLICIT_TLS_LISTENERS, SERVICE_PORTS
+from .policy import RelayPolicy
+from .protocol import Listener, RelaySMTP
+from .state import RelayState
+
+log = logging.getLogger("relay_standin")
+
+_SOFT_BIND_ERRORS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+BindingKey = Tuple[str, str, int]  # listener name, address, configured port
+
+
+class RelayServer:
+    """The stand-in server; ``await start()``, then ``await stop()``."""
+
+    def __init__(self, config_path, poll_interval: float = 0.5) -> None:
+        self.config_path = Path(config_path)
+        self.poll_interval = poll_interval
+        self.state: Optional[RelayState] = None
+        self.policy: Optional[RelayPolicy] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._servers: Dict[BindingKey, asyncio.AbstractServer] = {}
+        self._actual_ports: Dict[Tuple[str, int], int] = {}
+        self._poll_task: Optional[asyncio.Task] = None
+        self._reconcile_lock: Optional[asyncio.Lock] = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._reconcile_lock = asyncio.Lock()
+        self.state = RelayState.from_file(self.config_path)
+        self.policy = RelayPolicy(self.state)
+        await self.reconcile(strict=True)
+        self._poll_task = self.loop.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            try:
+                await self._poll_task
+            except asyncio.CancelledError:
+                pass
+        for key in list(self._servers):
+            await self._close(key)
+        if self.state is not None:
+            self.state.close()
+
+    def bound_ports(self) -> Dict[str, int]:
+        """Listener name -> bound port, for the listeners that are up."""
+        return {key[0]: server.sockets[0].getsockname()[1]
+                for key, server in self._servers.items() if server.sockets}
+
+    def bindings(self) -> List[Tuple[str, str, int]]:
+        """(listener, address, port) of every socket that is listening."""
+        out = []
+        for (name, _host, _port), server in sorted(self._servers.items()):
+            for sock in server.sockets:
+                address = sock.getsockname()
+                out.append((name, address[0], address[1]))
+        return out
+
+    # ---- listeners ---------------------------------------------------------------
+    def _desired(self) -> List[BindingKey]:
+        settings = self.state.settings
+        down = self.state.faults.unlistened_ports()
+        return [(name, host, port)
+                for name, port in settings.listeners().items() if SERVICE_PORTS[name] not in down
+                for host in settings.listen]
+
+    def _factory(self, listener_name: str, implicit_tls: bool, listen_port_ref: Dict[str, int]):
+        def make_protocol():
+            self.state.reload_if_changed()
+            listener = Listener(listener_name, SERVICE_PORTS[listener_name], listen_port_ref["port"], implicit_tls)
+            return RelaySMTP(self.policy, self.state, listener, loop=self.loop)
+        return make_protocol
+
+    async def _open(self, key: BindingKey) -> None:
+        name, host, port = key
+        implicit = name in IMPLICIT_TLS_LISTENERS
+        if port == 0:
+            port = self._actual_ports.get((name, 0), 0)
+        port_ref = {"port": port}
+        ssl_context = self.state.tls.switching_context() if implicit else None
+        server = await self.loop.create_server(
+            self._factory(name, implicit, port_ref), host=host, port=port, ssl=ssl_context, reuse_address=True,
+        )
+        bound = server.sockets[0].getsockname()[1]
+        port_ref["port"] = bound
+        if key[2] == 0:
+            self._actual_ports[(name, 0)] = bound
+        self._servers[key] = server
+        log.info("listening: %s on [%s]:%d%s", name, host, bound, " (implicit TLS)" if implicit else "")
+
+    async def _close(self, key: BindingKey) -> None:
+        server = self._servers.pop(key, None)
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+            log.info("stopped listening: %s on [%s]:%s", key[0], key[1], key[2])
+
+    async def reconcile(self, strict: bool = False) -> None:
+        """Open and close listeners until they match the settings.  With
+        ``strict``, a listener that cannot bind any address is an error."""
+        async with self._reconcile_lock:
+            desired = self._desired()
+            for key in [k for k in self._servers if k not in desired]:
+                await self._close(key)
+            failures: Dict[str, List[str]] = {}
+            for key in desired:
+                if key in self._servers:
+                    continue
+                try:
+                    await self._open(key)
+                except OSError as exc:
+                    failures.setdefault(key[0], []).append("[%s]:%d: %s" % (key[1], key[2], exc))
+                    level = logging.WARNING if exc.errno in _SOFT_BIND_ERRORS else logging.ERROR
+                    log.log(level, "cannot listen for %s on [%s]:%d: %s", key[0], key[1], key[2], exc)
+            if strict:
+                up = {key[0] for key in self._servers}
+                dead = [name for name in failures if name not in up]
+                if dead:
+                    raise OSError("cannot listen for %s: %s" % (
+                        ", ".join(dead), "; ".join(m for name in dead for m in failures[name])))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                self.state.reload_if_changed()
+                await self.reconcile()
+            except Exception:  # pylint: disable=broad-except
+                log.exception("poll failed")
+
+    async def reload_now(self) -> bool:
+        """Reload the config at once (tests call this instead of waiting for
+        the poll) and bring the listeners in line."""
+        changed = self.state.reload_if_changed()
+        await self.reconcile()
+        return changed
