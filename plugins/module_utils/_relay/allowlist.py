@@ -96,6 +96,8 @@ def _specials():
             for cidr, label in table:
                 net = IPNetwork(cidr)
                 rows.append((net.first, net.last, str(net.cidr), label))
+            # narrowest first, so an address is named by its most specific block
+            rows.sort(key=lambda row: row[1] - row[0])
             _special_cache[version] = rows
         g = IPNetwork(_GLOBAL_UNICAST_V6[0])
         _special_cache["gua"] = (g.first, g.last)
@@ -167,7 +169,7 @@ def _parse(text):
         prefixlen = int(prefix_text)
         if prefixlen > bits:
             raise RelayRuleError(
-                "%r has prefix length /%d; IPv%d allows /0 to /%d" % (original, prefixlen, version, bits, bits),
+                "%r has prefix length /%d; IPv%d allows /0 to /%d" % (original, prefixlen, version, bits),
                 rule="allowlist-syntax",
                 fix="use a prefix length of at most /%d" % bits,
             )
