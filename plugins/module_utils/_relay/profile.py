@@ -16,6 +16,7 @@ values added, the password masked).  See ``RULES`` for the rule ids.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 
 from . import constants as C
@@ -468,7 +469,7 @@ def check_profile(profile):
         "limits": limits,
         "throttles": throttles,
     }
-    report = ProfileReport(normalized)
+    report = ProfileReport(_mask_all(normalized, secret))
     for f in ck.findings:
         f.message = _mask(f.message, secret)
         f.fix = _mask(f.fix, secret)
@@ -476,8 +477,21 @@ def check_profile(profile):
     return report
 
 
+def _mask_all(value, secret):
+    """Mask the secret wherever it appears in a nested structure (like no_log)."""
+    if isinstance(value, dict):
+        return {k: _mask_all(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_all(v, secret) for v in value]
+    return _mask(value, secret)
+
+
 def _looks_ip(text):
-    return bool(re.match(r"^[0-9.]+$", text)) or _looks_ipv6(text)
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_ipv6(text):
