@@ -408,8 +408,10 @@ def check_allowlist(entries, egress=None, variable="allowlist", egress_variable=
 
 
 def _finding_order(f):
-    m = re.search(r"\[(\d+)\]", f.variable)
-    return (int(m.group(1)) if m else -1, f.rule)
+    """Allowlist entries first, then egress addresses, each in input order."""
+    name, _sep, rest = f.variable.partition("[")
+    index = int(rest.rstrip("]")) if rest.rstrip("]").isdigit() else -1
+    return ("egress" in name, index)
 
 
 def _check_egress(report, egress, merged, parsed, by_index, variable, egress_variable, wide_factor, specials):

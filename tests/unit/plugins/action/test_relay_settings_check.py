@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.smarthost.relay.plugins.action.relay_settings_check import ActionModule
+from ansible_collections.smarthost.relay.plugins.modules import relay_settings_check as doc_module
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS
+from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import argument_spec_from_doc
+
+
+CATALOGUE = os.path.join(os.path.dirname(__file__), "..", "..", "catalogue", "bad_profiles.yml")
+with open(CATALOGUE) as _f:
+    ENTRIES = yaml.safe_load(_f)["profiles"]
+
+GOOD = {"domains": ["example.com"], "auth": True, "auth_username": "relay@example.com",
+        "auth_password": "correct-horse-battery", "null_sender": True, "helo_name": "mail.example.com",
+        "licenses": 250, "servers": 2}
+
+
+def test_plugin_stays_on_the_controller():
+    assert ActionModule.TRANSFERS_FILES is False
+    assert ActionModule._requires_connection is False
+    assert ActionModule._supports_check_mode is True
+
+
+def test_documentation_is_the_schema():
+    spec = argument_spec_from_doc(doc_module.DOCUMENTATION)
+    assert set(spec) == set(PROFILE_KEYS)
+    assert spec["tls"]["choices"] == ["none", "opportunistic", "required", "implicit"]
+    assert spec["allowlist"] == {"type": "list", "elements": "raw"}
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_good_profile_passes(run_action, check_mode):
+    result = run_action(ActionModule, GOOD, check_mode=check_mode)
+    assert not result.get("failed"), result["msg"]
+    assert result["changed"] is False
+    n = result["normalized"]
+    assert (n["host"], n["port"], n["tls"], n["tls_verify"], n["identity"]) == (
+        "smtp-relay.gmail.com", 587, "required", True, "auth")
+    assert n["auth_password"] == "********"
+    assert n["throttles"]["messages_per_minute"] == 90
+    assert "null-sender-single-recipient" in " ".join(result["notes"])
+    assert "correct-horse-battery" not in json.dumps(result)
+    assert result["msg"] == "relay settings OK: smtp-relay.gmail.com:587, tls required, SMTP AUTH"
+
+
+def test_warnings_become_ansible_warnings(run_action):
+    result = run_action(ActionModule, dict(GOOD, allowed_senders="any_address"))
+    assert not result.get("failed")
+    assert len(result["warnings"]) == 1
+    assert result["warnings"][0].startswith("allowed_senders [any-address-not-recommended]: The Any addresses option")
+
+
+def test_failure_lists_every_rule_with_variable_and_fix(run_action):
+    result = run_action(ActionModule, {"port": 465, "tls": "required", "auth": True, "auth_password": "pw-pw-pw",
+                                       "domains": ["example.com"], "allowlist": ["10.0.0.0/15"]})
+    assert result["failed"] is True
+    lines = result["msg"].splitlines()
+    assert lines[0] == "The relay settings break 3 rule(s):"
+    assert lines[1].startswith("- port [tls-required-port-587]: ") and " Fix: set port: 587" in lines[1]
+    assert lines[2].startswith("- auth_username [auth-credentials]: ")
+    assert lines[3].startswith("- allowlist[0] [allowlist-max-addresses]: ")
+    assert {f["rule"] for f in result["findings"]} >= {"tls-required-port-587", "auth-credentials",
+                                                       "allowlist-max-addresses", "allowlist-public"}
+    assert "pw-pw-pw" not in json.dumps(result)
+
+
+def test_argument_spec_errors_fail_naming_the_option_and_hide_the_password(run_action):
+    result = run_action(ActionModule, {"port": "smtp", "auth_password": "sekrit-value", "bogus": 1,
+                                       "domains": ["sekrit-value"]})
+    assert result["failed"] is True
+    assert "[argument-spec]" in result["msg"]
+    assert "port" in result["msg"] and "bogus" in result["msg"]
+    assert "sekrit-value" not in json.dumps(result)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
+def test_catalogue_fails_before_reaching_a_host(run_action, entry):
+    result = run_action(ActionModule, entry["profile"])
+    assert result["failed"] is True
+    rule = entry.get("action_rule", entry["rule"])
+    variable = entry["variable"]
+    if rule == "argument-spec":
+        assert "[argument-spec]" in result["msg"] and variable in result["msg"], result["msg"]
+    else:
+        assert "- %s [%s]: " % (variable, rule) in result["msg"], result["msg"]
+    password = entry["profile"].get("auth_password")
+    if password:
+        assert password not in json.dumps(result)
