@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import weakref
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -48,6 +49,7 @@ class RelayServer:
         self._actual_ports: Dict[Tuple[str, int], int] = {}
         self._poll_task: Optional[asyncio.Task] = None
         self._reconcile_lock: Optional[asyncio.Lock] = None
+        self._connections: "weakref.WeakSet[RelaySMTP]" = weakref.WeakSet()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -64,8 +66,16 @@ class RelayServer:
                 await self._poll_task
             except asyncio.CancelledError:
                 pass
-        for key in list(self._servers):
-            await self._close(key)
+        servers = list(self._servers.values())
+        self._servers.clear()
+        for server in servers:
+            server.close()
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        for server in servers:
+            await server.wait_closed()
+        await asyncio.sleep(0)
         if self.state is not None:
             self.state.close()
 
@@ -95,7 +105,9 @@ class RelayServer:
         def make_protocol():
             self.state.reload_if_changed()
             listener = Listener(listener_name, SERVICE_PORTS[listener_name], listen_port_ref["port"], implicit_tls)
-            return RelaySMTP(self.policy, self.state, listener, loop=self.loop)
+            connection = RelaySMTP(self.policy, self.state, listener, loop=self.loop)
+            self._connections.add(connection)
+            return connection
         return make_protocol
 
     async def _open(self, key: BindingKey) -> None:

@@ -191,7 +191,8 @@ class StandinThread(_StandinBase):
         self.call(self.server.reload_now())
         if self.server.state.last_error:
             raise ValueError("stand-in refused the new config: %s" % self.server.state.last_error)
-        self.ports = self.server.bound_ports()
+        # keep the numbers of listeners that are down: connecting must be refused
+        self.ports = {**self.ports, **self.server.bound_ports()}
 
     def seed_usage(self, user: Optional[str] = None, messages: int = 0, unique_recipients: int = 0,
                    customer_recipients: int = 0) -> None:

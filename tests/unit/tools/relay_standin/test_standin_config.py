@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Configuration: schema validation, the shipped example, live reload."""
+
+from __future__ import annotations
+
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from relay_standin.config import ConfigError, ConfigSource, load_settings, settings_from_mapping
+from relay_standin.testing import TOOLS_DIR, StandinProcess, loopback_config, message, write_config
+
+EXAMPLE = TOOLS_DIR / "relay_standin" / "example-config.yml"
+
+
+def test_example_config_is_valid():
+    settings = load_settings(EXAMPLE)
+    assert settings.listeners() == {"smtp": 25, "smtps": 465, "submission": 587}
+    assert settings.listen == ("0.0.0.0", "::")
+    assert settings.tls_cert.is_absolute()
+
+
+def test_defaults(tmp_path):
+    settings = settings_from_mapping({"ports": {"smtps": None}}, tmp_path)
+    assert settings.allowed_senders == "domain_addresses"
+    assert settings.quota.values["customer_peak_recipients"] == 9000
+    assert settings.record is None and settings.faults == ()
+
+
+def test_relative_paths_follow_the_config_file(tmp_path):
+    settings = settings_from_mapping({"tls": {"cert": "pki/relay.pem", "key": "pki/relay.key"},
+                                      "record": "out/record.jsonl"}, tmp_path)
+    assert settings.tls_cert == tmp_path / "pki" / "relay.pem"
+    assert settings.record == tmp_path / "out" / "record.jsonl"
+
+
+@pytest.mark.parametrize("mapping, message_part", [
+    ({"bogus": 1}, "unknown key"),
+    ({"allowed_senders": "everyone"}, "allowed_senders"),
+    ({"allowlist": ["10.0.0.0/15"], "ports": {"smtps": None}}, "allowlist"),
+    ({"allowlist": ["10.0.0.1/24"], "ports": {"smtps": None}}, "host bits"),
+    ({"allowlist": ["fd00::/111"], "ports": {"smtps": None}}, "allowlist"),
+    ({"tls": {"cert": "a.pem"}}, "both cert and key"),
+    ({"require_tls": True, "ports": {"smtps": None}}, "need tls"),
+    ({"auth_required": True, "ports": {"smtps": None}}, "need tls"),
+    ({}, "smtps"),
+    ({"ports": {"imap": 143}}, "unknown listener"),
+    ({"ports": {"smtp": 70000, "smtps": None}}, "port number"),
+    ({"licenses": 0, "ports": {"smtps": None}}, "licenses"),
+    ({"limits": {"peak_window_seconds": 0}, "ports": {"smtps": None}}, "peak_window_seconds"),
+    ({"limits": {"hourly": 5}, "ports": {"smtps": None}}, "unknown key"),
+    ({"faults": [{"stage": "lunch"}], "ports": {"smtps": None}}, "stage"),
+    ({"faults": [{"stage": "mail", "reply": "250 OK"}], "ports": {"smtps": None}}, "4xx or 5xx"),
+    ({"faults": [{"stage": "mail", "action": "explode"}], "ports": {"smtps": None}}, "action"),
+    ({"faults": [{"stage": "mail", "times": 0}], "ports": {"smtps": None}}, "times"),
+    ({"faults": [{"stage": "mail", "ports": [2525]}], "ports": {"smtps": None}}, "ports"),
+    ({"faults": [{"action": "unlisten", "stage": "mail"}], "ports": {"smtps": None}}, "unlisten"),
+    ({"users": ["alice"], "ports": {"smtps": None}}, "users"),
+])
+def test_invalid_configs_are_refused(tmp_path, mapping, message_part):
+    with pytest.raises(ConfigError, match=message_part):
+        settings_from_mapping(mapping, tmp_path)
+
+
+def test_config_source_notices_every_rewrite(tmp_path):
+    path = write_config(tmp_path / "config.yml", {"ports": {"smtps": None}})
+    source = ConfigSource(path)
+    assert source.changed()
+    source.load()
+    assert not source.changed()
+    write_config(path, {"ports": {"smtps": None}})
+    assert source.changed()
+
+
+def test_broken_reload_keeps_previous_settings(relay_standin_factory, relay_client):
+    standin = relay_standin_factory(allowlist=["127.0.0.1"])
+    with pytest.raises(ValueError, match="allowed_senders"):
+        standin.reconfigure(allowed_senders="nobody")
+    client = relay_client.connect(standin)
+    assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
+    client.quit()
+
+
+def test_subprocess_server_rereads_config_at_new_connection(tmp_path, relay_pki, relay_client):
+    config = loopback_config(tmp_path, relay_pki, allowlist=["127.0.0.1"], domains=["example.org"])
+    with StandinProcess(tmp_path, config) as standin:
+        client = relay_client.connect(standin)
+        assert client.mail("alice@example.com")[0] == 550
+        client.quit()
+        standin.reconfigure(domains=["example.com"])   # no wait: checked at the next connection
+        client = relay_client.connect(standin)
+        assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
+        client.quit()
+        standin.wait_for_connections(2)
+        assert [t["verdict"] for t in standin.transactions()] == ["refused", "accepted"]
+    assert standin.process.returncode == 0
+
+
+def test_subprocess_server_refuses_bad_config(tmp_path):
+    with pytest.raises(RuntimeError, match="unknown key"):
+        StandinProcess(tmp_path, {"listen": ["127.0.0.1"], "nonsense": True})
+
+
+def test_check_config_cli(tmp_path):
+    import subprocess
+    import sys
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
+    good = subprocess.run([sys.executable, "-m", "relay_standin", "check-config", "--config", str(EXAMPLE)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert good.returncode == 0 and good.stdout.startswith("ok:")
+    bad_path = write_config(tmp_path / "bad.yml", {"allowed_senders": "x"})
+    bad = subprocess.run([sys.executable, "-m", "relay_standin", "check-config", "--config", str(bad_path)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert bad.returncode == 2 and "allowed_senders" in bad.stderr
+
+
+def test_engine_path_override(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR), RELAY_STANDIN_ENGINE_PATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", "import relay_standin.engine"], capture_output=True, text=True,
+                            env=env, check=False)
+    assert result.returncode != 0 and "RELAY_STANDIN_ENGINE_PATH" in result.stderr
+    env["RELAY_STANDIN_ENGINE_PATH"] = str(Path(TOOLS_DIR).parent / "plugins" / "module_utils")
+    result = subprocess.run([sys.executable, "-c", "import relay_standin.engine as e; print(e.engine_path())"],
+                            capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_smtplib_is_refused_when_stopped(tmp_path, relay_pki):
+    config = loopback_config(tmp_path, relay_pki)
+    standin = StandinProcess(tmp_path, config)
+    port = standin.port_for(587)
+    standin.stop()
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP("127.0.0.1", port, local_hostname="mta.example.com", timeout=2)

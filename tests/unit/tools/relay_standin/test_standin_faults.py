@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fault injection: refuse connections (close, reset, not listening), any
+4xx/5xx at each stage, stalls; limited by count, time window and port."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import time
+
+import pytest
+
+from relay_standin.testing import message
+
+TRY_AGAIN = b"4.7.0 Try again later, closing connection."
+
+
+def _standin(factory, faults, **extra):
+    return factory(allowlist=["127.0.0.1"], faults=faults, **extra)
+
+
+def _connect_refused(standin, port=587):
+    with socket.create_connection(("127.0.0.1", standin.port_for(port)), timeout=2):
+        pass
+
+
+def test_connect_421_then_normal_after_times(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "times": 1}])
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        relay_client.connect(standin)
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (421, TRY_AGAIN)
+    client = relay_client.connect(standin)
+    assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
+    client.quit()
+    conns = standin.wait_for_connections(2)
+    assert conns[0]["transactions"] == 0 and conns[0]["faults"][0]["stage"] == "connect"
+
+
+@pytest.mark.parametrize("reply", ["554 5.7.0 Too many connections", "421 4.3.0 Temporary System Problem."])
+def test_connect_any_reply(relay_standin_factory, relay_client, reply):
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "reply": reply}])
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        relay_client.connect(standin)
+    assert refused.value.smtp_code == int(reply[:3])
+
+
+@pytest.mark.parametrize("action", ["close", "reset"])
+def test_connect_close_or_reset(relay_standin_factory, relay_client, action):
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "action": action}])
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionResetError)):
+        relay_client.connect(standin)
+    [conn] = standin.wait_for_connections(1)
+    assert conn["end"] == "fault"
+
+
+def test_unlisten_takes_a_port_down_for_a_while(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [])
+    port_587 = standin.port_for(587)
+    standin.reconfigure(faults=[{"action": "unlisten", "ports": [587], "for_seconds": 1.0}])
+    with pytest.raises(ConnectionRefusedError):
+        _connect_refused(standin, 587)
+    relay_client.connect(standin, port=465).quit()       # other ports stay up
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            _connect_refused(standin, 587)
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "587 did not come back"
+            time.sleep(0.1)
+    assert standin.port_for(587) == port_587
+
+
+def test_port_set_to_null_is_not_listening(relay_standin_factory):
+    standin = _standin(relay_standin_factory, [])
+    port_25 = standin.port_for(25)
+    standin.reconfigure(ports={"smtp": None, "smtps": 0, "submission": 0})
+    with pytest.raises(ConnectionRefusedError):
+        with socket.create_connection(("127.0.0.1", port_25), timeout=2):
+            pass
+
+
+def test_helo_421_closes(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "helo"}])
+    client = relay_client.connect(standin, ehlo=False, starttls=False)
+    assert client.docmd("EHLO", "mta.example.com") == (421, TRY_AGAIN)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.docmd("NOOP")
+
+
+def test_mail_451_is_recorded_as_deferred(relay_standin_factory, relay_client):
+    reply = "451 4.3.0 Mail server temporarily rejected message."
+    standin = _standin(relay_standin_factory, [{"stage": "mail", "reply": reply, "times": 1}])
+    client = relay_client.connect(standin)
+    assert client.mail("alice@example.com") == (451, reply[4:].encode())
+    assert client.mail("alice@example.com")[0] == 250
+    client.quit()
+    first = standin.transactions()[0]
+    assert (first["verdict"], first["code"], first["stage"]) == ("deferred", 451, "mail")
+    assert first["faults"] == [{"stage": "mail", "action": "reply", "reply": reply}]
+
+
+def test_rcpt_550_once(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "rcpt", "reply": "550 5.1.1 No such user", "times": 1}])
+    client = relay_client.connect(standin)
+    client.mail("alice@example.com")
+    assert client.rcpt("a@remote.test")[0] == 550
+    assert client.rcpt("b@remote.test")[0] == 250
+    assert client.data(message())[0] == 250
+    client.quit()
+    [record] = standin.transactions()
+    assert record["recipients"] == ["b@remote.test"]
+
+
+def test_data_command_refused_before_354(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "data", "reply": "554 5.6.0 Refused"}])
+    client = relay_client.connect(standin)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("alice@example.com", ["bob@remote.test"], message())
+    assert refused.value.smtp_code == 554
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["verdict"], record["stage"], record["code"]) == ("refused", "data", 554)
+
+
+def test_end_of_data_temporary_failure(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "end_of_data", "reply": "451 4.3.0 Try later"}])
+    client = relay_client.connect(standin)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("alice@example.com", ["bob@remote.test"], message())
+    assert refused.value.smtp_code == 451
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["verdict"], record["stage"], record["size"]) == ("deferred", "end_of_data", len(message()))
+
+
+def test_close_at_rcpt_drops_the_connection(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "rcpt", "action": "close"}])
+    client = relay_client.connect(standin)
+    client.mail("alice@example.com")
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.rcpt("bob@remote.test")
+    standin.wait_for_connections(1)
+    [record] = standin.transactions()
+    assert record["verdict"] == "abandoned"
+
+
+def test_stall_delays_the_reply(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "end_of_data", "action": "stall", "seconds": 0.4}])
+    client = relay_client.connect(standin)
+    started = time.monotonic()
+    assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
+    assert time.monotonic() - started >= 0.4
+    client.quit()
+
+
+def test_stall_beyond_the_client_timeout(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "mail", "action": "stall", "seconds": 1.0}])
+    client = relay_client.connect(standin)
+    client.sock.settimeout(0.2)
+    with pytest.raises((socket.timeout, smtplib.SMTPServerDisconnected)):
+        client.mail("alice@example.com")
+    client.close()
+
+
+def test_fault_limited_to_a_port(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "ports": [587]}])
+    with pytest.raises(smtplib.SMTPConnectError):
+        relay_client.connect(standin, port=587)
+    relay_client.connect(standin, port=465).quit()
+    relay_client.connect(standin, port=25).quit()
+
+
+def test_fault_time_window(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "after_seconds": 0.3, "for_seconds": 0.3}])
+    relay_client.connect(standin).quit()
+    time.sleep(0.35)
+    with pytest.raises(smtplib.SMTPConnectError):
+        relay_client.connect(standin)
+    time.sleep(0.3)
+    relay_client.connect(standin).quit()
+
+
+def test_fault_counters_survive_unrelated_reload(relay_standin_factory, relay_client):
+    fault = {"stage": "connect", "times": 1}
+    standin = _standin(relay_standin_factory, [fault])
+    with pytest.raises(smtplib.SMTPConnectError):
+        relay_client.connect(standin)
+    standin.reconfigure(licenses=500)
+    relay_client.connect(standin).quit()
+    standin.reconfigure(faults=[fault, {"stage": "connect", "times": 1, "reply": "421 4.4.5 Server busy"}])
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        relay_client.connect(standin)
+    assert refused.value.smtp_error == b"4.4.5 Server busy"
+
+
+def test_starttls_and_auth_faults(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, [{"stage": "starttls", "reply": "454 4.7.0 TLS not available",
+                                                "times": 1},
+                                               {"stage": "auth", "reply": "454 4.7.0 Temporary auth failure",
+                                                "times": 1}], users={"alice@example.com": "alice-pw"})
+    client = relay_client.connect(standin, starttls=False)
+    assert client.docmd("STARTTLS")[0] == 454
+    client.starttls(context=relay_client.context())
+    client.ehlo("mta.example.com")
+    assert client.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlLXB3")[0] == 454
+    client.login("alice@example.com", "alice-pw")
+    client.quit()

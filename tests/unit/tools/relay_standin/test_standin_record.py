@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The record: one JSON line per transaction (accepted or not) and per
+connection; connection reuse is countable; the CLI reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from relay_standin import records
+from relay_standin.testing import TOOLS_DIR, message
+
+LOGIN = ("alice@example.com", "alice-pw")
+TRANSACTION_FIELDS = {
+    "kind", "ts", "time", "connection", "seq", "listener", "port", "listen_port", "client_ip", "tls", "tls_mode",
+    "tls_version", "tls_cipher", "helo", "helo_verb", "auth_user", "sender", "sender_params", "sender_rewritten",
+    "customer_domain", "limit_user", "recipients", "recipient_params", "refused_recipients", "size", "message_id",
+    "verdict", "code", "reply", "stage", "faults",
+}
+
+
+def _standin(factory, **extra):
+    return factory(allowlist=["127.0.0.1"], users={"alice@example.com": "alice-pw"}, **extra)
+
+
+def test_accepted_transaction_fields(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory)
+    client = relay_client.connect(standin, port=587, helo="mta.example.com", login=LOGIN)
+    client.sendmail("alice@example.com", ["bob@remote.test", "carol@remote.test"],
+                    message(message_id="<m1@example.com>"))
+    client.quit()
+    [record] = standin.transactions()
+    assert set(record) == TRANSACTION_FIELDS
+    assert record["port"] == 587 and record["listen_port"] == standin.port_for(587)
+    assert (record["tls"], record["auth_user"], record["helo"], record["client_ip"]) == (
+        True, "alice@example.com", "mta.example.com", "127.0.0.1")
+    assert record["tls_cipher"]
+    assert (record["sender"], record["sender_rewritten"]) == ("alice@example.com", "alice@example.com")
+    assert record["recipients"] == ["bob@remote.test", "carol@remote.test"]
+    assert (record["size"], record["message_id"]) == (len(message(message_id="<m1@example.com>")), "<m1@example.com>")
+    assert (record["verdict"], record["code"], record["seq"]) == ("accepted", 250, 1)
+    assert record["reply"].startswith("250 2.0.0 OK ")
+    assert "alice-pw" not in json.dumps(standin.records())
+
+
+def test_refused_transaction_is_recorded(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, allowed_senders="registered_users")
+    client = relay_client.connect(standin)
+    client.mail("stranger@example.com")
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["verdict"], record["code"], record["stage"], record["recipients"]) == ("refused", 550, "mail", [])
+    assert record["reply"].startswith("550 5.7.1 ")
+
+
+def test_connection_reuse_is_countable(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory)
+    client = relay_client.connect(standin)
+    for number in range(3):
+        assert client.sendmail("alice@example.com", ["r%d@remote.test" % number], message()) == {}
+    client.quit()
+    client = relay_client.connect(standin, port=25)
+    client.sendmail("alice@example.com", ["x@remote.test"], message())
+    client.quit()
+    standin.wait_for_connections(2)
+    trans = standin.transactions()
+    assert [t["seq"] for t in trans] == [1, 2, 3, 1]
+    assert len({t["connection"] for t in trans}) == 2
+    summary = records.summarize(standin.records())
+    assert summary["connections"] == 2
+    assert summary["max_accepted_per_connection"] == 3
+    assert summary["verdicts"] == {"accepted": 4}
+    assert summary["ports"] == {"25": 1, "587": 3}
+
+
+def test_connection_without_transaction_has_a_line(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory)
+    relay_client.connect(standin).quit()
+    [conn] = standin.wait_for_connections(1)
+    assert (conn["kind"], conn["transactions"], conn["end"], conn["tls"]) == ("connection", 0, "quit", True)
+    assert records.summarize(standin.records())["connections_without_transactions"] == 1
+
+
+def test_reset_transaction_is_abandoned(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory)
+    client = relay_client.connect(standin)
+    client.mail("alice@example.com")
+    client.rcpt("bob@remote.test")
+    client.rset()
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["verdict"], record["code"], record["recipients"]) == ("abandoned", None, ["bob@remote.test"])
+
+
+def test_messages_stored_in_mail_dir(relay_standin_factory, relay_client, tmp_path):
+    standin = _standin(relay_standin_factory, mail_dir=str(tmp_path / "mail"))
+    client = relay_client.connect(standin)
+    client.sendmail("alice@example.com", ["bob@remote.test"], message(subject="stored"))
+    client.quit()
+    [stored] = list((tmp_path / "mail").glob("*.eml"))
+    assert b"Subject: stored" in stored.read_bytes()
+
+
+def test_load_ignores_a_partial_last_line(tmp_path):
+    path = tmp_path / "record.jsonl"
+    path.write_text('{"kind": "transaction", "verdict": "accepted"}\n{"kind": "trans')
+    assert records.load(path) == [{"kind": "transaction", "verdict": "accepted"}]
+    assert records.load(tmp_path / "missing.jsonl") == []
+
+
+def test_writer_appends_whole_lines(tmp_path):
+    writer = records.RecordWriter(tmp_path / "sub" / "record.jsonl")
+    for number in range(100):
+        writer.write({"kind": "transaction", "n": number, "pad": "x" * 5000})
+    writer.close()
+    loaded = records.load(tmp_path / "sub" / "record.jsonl")
+    assert [r["n"] for r in loaded] == list(range(100))
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
+    return subprocess.run([sys.executable, "-m", "relay_standin", *args], capture_output=True, text=True, env=env,
+                          check=False, timeout=60)
+
+
+def test_records_cli(relay_standin_factory, relay_client):
+    standin = _standin(relay_standin_factory, allowed_senders="registered_users")
+    client = relay_client.connect(standin)
+    client.sendmail("alice@example.com", ["bob@remote.test"], message())
+    client.mail("stranger@example.com")
+    client.quit()
+    standin.wait_for_connections(1)
+    path = str(standin.record_path)
+
+    shown = _cli("records", path)
+    assert shown.returncode == 0
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 2 and " accepted " in lines[0] and " refused " in lines[1]
+
+    as_json = _cli("records", path, "--json", "--verdict", "refused")
+    assert [json.loads(line)["sender"] for line in as_json.stdout.splitlines()] == ["stranger@example.com"]
+
+    summary = json.loads(_cli("records", path, "--summary", "--json").stdout)
+    assert summary["verdicts"] == {"accepted": 1, "refused": 1}
+    assert summary["connections"] == 1
+
+    text_summary = _cli("records", path, "--summary").stdout
+    assert "transactions: 2" in text_summary
+
+    everything = _cli("records", path, "--all").stdout.splitlines()
+    assert len(everything) == 3
