@@ -248,7 +248,7 @@ class RelaySMTP(SMTP):
         """(argument without the set-aside parameters, parameters as sent,
         error reply or None)."""
         self.set_aside = []
-        if arg is None or arg[: len(keyword)].upper() != keyword:
+        if arg is None or "=" not in arg or arg[: len(keyword)].upper() != keyword:
             return arg, [], None
         rest = arg[len(keyword):].strip()
         address, params = self._getaddr(rest)
