@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import socket
 
 from . import constants as C
 from .findings import Finding, RelayRuleError
@@ -105,6 +106,8 @@ def _specials():
 
 
 def _parse_address(text, original):
+    """(version, integer) of an address; strict like inet_pton: no '127.1'
+    shorthands, no octal-looking leading zeros, IPv6 in every RFC 4291 form."""
     if "%" in text:
         raise RelayRuleError(
             "%r has an IPv6 zone index (%%...); zones are local to one host" % original,
@@ -112,9 +115,10 @@ def _parse_address(text, original):
             fix="remove the zone (%...) and use a public address",
         )
     try:
-        # INET_PTON: no '127.1' shorthands, no octal-looking leading zeros
-        return IPAddress(text, flags=netaddr.INET_PTON)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        if ":" in text:
+            return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError, TypeError):
         hint = ""
         if re.match(r"^[0-9.]+$", text) and any(p.startswith("0") and len(p) > 1 for p in text.split(".")):
             hint = " (IPv4 octets must not have leading zeros: they are ambiguous, read as octal by some tools)"
@@ -146,8 +150,7 @@ def _parse(text):
     if not text:
         raise RelayRuleError("empty allowlist entry", rule="allowlist-syntax", fix="remove the empty entry")
     addr_text, sep, prefix_text = text.partition("/")
-    addr = _parse_address(addr_text.strip(), original)
-    version = addr.version
+    version, value = _parse_address(addr_text.strip(), original)
     bits = C.ADDRESS_BITS[version]
     if not sep:
         prefixlen = bits
@@ -173,15 +176,14 @@ def _parse(text):
                 rule="allowlist-syntax",
                 fix="use a prefix length of at most /%d" % bits,
             )
-    value = int(addr)
     hostmask = (1 << (bits - prefixlen)) - 1
     if value & hostmask:
         meant = "%s/%d" % (_fmt(version, value & ~hostmask), prefixlen)
         raise RelayRuleError(
             "%r has host bits set: %s is not the first address of a /%d; "
-            "the network is probably %s" % (original, addr, prefixlen, meant),
+            "the network is probably %s" % (original, _fmt(version, value), prefixlen, meant),
             rule="allowlist-host-bits",
-            fix="write %s for the network, or %s/%d for the single address" % (meant, addr, bits),
+            fix="write %s for the network, or %s/%d for the single address" % (meant, _fmt(version, value), bits),
         )
     return version, value, prefixlen
 
@@ -461,7 +463,7 @@ def _check_egress(report, egress, merged, parsed, by_index, variable, egress_var
     # One sweep: ranges nest or are disjoint, so the open ranges form a stack
     # (innermost on top); the innermost one that reaches an egress range's end
     # covers it.
-    events.sort(key=lambda e: e[:5])
+    events.sort()  # (version, first, kind, -last, last, index): never ties, so payloads are not compared
     stack = []
     inside = {}  # range index -> [first, last] of egress addresses inside it
     for version, first, kind, _neg, last, index, payload in events:
@@ -519,29 +521,75 @@ def _as_network(item):
     return parse_range(item)
 
 
-def address_allowed(ip, ranges):
-    """True when ``ip`` (a client address string or ``IPAddress``) lies in one
-    of ``ranges`` (``IPNetwork``s, CIDR strings, or ``check_allowlist`` range
-    dicts).  IPv4-mapped IPv6 client addresses (``::ffff:203.0.113.7``, as a
-    dual-stack socket reports them) and IPv6 zone suffixes are handled.  An
-    unparseable address or range is never allowed (returns False)."""
-    _require_netaddr()
+def _client_address(ip):
+    """(version, integer) of a client address, or None when unparseable."""
     try:
-        if not isinstance(ip, IPAddress):
+        if isinstance(ip, IPAddress):
+            version, value = ip.version, int(ip)
+        else:
             text = str(ip).strip()
             if text.startswith("[") and text.endswith("]"):
                 text = text[1:-1]
-            text = text.split("%", 1)[0]
-            ip = IPAddress(text, flags=netaddr.INET_PTON)
-        if ip.version == 6 and ip.is_ipv4_mapped():
-            ip = ip.ipv4()
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+            version, value = _parse_address(text.split("%", 1)[0], text)
+    except (RelayRuleError, ValueError, TypeError):
+        return None
+    if version == 6 and value >> 32 == 0xFFFF:  # ::ffff:a.b.c.d, IPv4-mapped
+        version, value = 4, value & 0xFFFFFFFF
+    return version, value
+
+
+class AllowedRanges(object):
+    """Ranges compiled once for fast lookups (``address_allowed`` in
+    O(log n)); entries that do not parse are skipped."""
+
+    def __init__(self, ranges):
+        _require_netaddr()
+        merged = {4: [], 6: []}
+        for item in ranges or ():
+            try:
+                net = _as_network(item)
+            except (RelayRuleError, ValueError, TypeError):
+                continue
+            merged[net.version].append((net.first, net.last))
+        self._starts, self._intervals = {}, {}
+        for version, items in merged.items():
+            items.sort()
+            out = []
+            for first, last in items:
+                if out and first <= out[-1][1] + 1:
+                    out[-1][1] = max(out[-1][1], last)
+                else:
+                    out.append([first, last])
+            self._intervals[version] = out
+            self._starts[version] = [a for a, _b in out]
+
+    def __contains__(self, ip):
+        parsed = _client_address(ip)
+        if parsed is None:
+            return False
+        version, value = parsed
+        pos = bisect.bisect_right(self._starts[version], value) - 1
+        return pos >= 0 and value <= self._intervals[version][pos][1]
+
+
+def address_allowed(ip, ranges):
+    """True when ``ip`` (a client address string or ``IPAddress``) lies in one
+    of ``ranges``: ``IPNetwork``s, CIDR strings, ``check_allowlist`` range
+    dicts, or an ``AllowedRanges`` (compile once, then O(log n) per call).
+    IPv4-mapped IPv6 client addresses (``::ffff:203.0.113.7``, as a dual-stack
+    socket reports them), brackets and IPv6 zone suffixes are handled.  An
+    unparseable address or range is never allowed (returns False)."""
+    if isinstance(ranges, AllowedRanges):
+        return ip in ranges
+    _require_netaddr()
+    parsed = _client_address(ip)
+    if parsed is None:
         return False
-    value, version = int(ip), ip.version
+    version, value = parsed
     for item in ranges or ():
         try:
             net = _as_network(item)
-        except (RelayRuleError, netaddr.AddrFormatError, ValueError, TypeError):
+        except (RelayRuleError, ValueError, TypeError):
             continue
         if net.version == version and net.first <= value <= net.last:
             return True

@@ -399,3 +399,17 @@ def test_missing_netaddr_is_a_clear_error(monkeypatch):
         check_allowlist(["198.51.100.7"])
     assert exc.value.rule == "netaddr-missing"
     assert "pip install netaddr" in exc.value.fix
+
+
+def test_allowed_ranges_compiled_lookup():
+    compiled = A.AllowedRanges(["198.51.100.0/25", "198.51.100.128/25", "2001:4860::/112", "bad", None,
+                                {"cidr": "8.8.8.8/32"}])
+    assert address_allowed("198.51.100.255", compiled)
+    assert address_allowed("::ffff:198.51.100.1", compiled)
+    assert address_allowed("2001:4860:0000:0000:0000:0000:0000:ffff", compiled)
+    assert address_allowed("8.8.8.8", compiled)
+    assert not address_allowed("8.8.8.9", compiled)
+    assert not address_allowed("2001:4860::1:0", compiled)
+    assert not address_allowed("garbage", compiled)
+    assert "198.51.100.7" in compiled
+    assert "198.51.99.255" not in compiled

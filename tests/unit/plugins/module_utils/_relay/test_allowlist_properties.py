@@ -92,3 +92,17 @@ def test_address_allowed_matches_netaddr(net, value):
     bits = 32 if net.version == 4 else 128
     ip = netaddr.IPAddress(value % (2 ** bits), net.version)
     assert address_allowed(str(ip), [str(net)]) is (ip in net)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(networks(), max_size=20), st.integers(0, 2 ** 128 - 1), st.sampled_from([4, 6]))
+def test_compiled_ranges_agree_with_linear_scan(nets, value, version):
+    from ansible_collections.smarthost.relay.plugins.module_utils._relay.allowlist import AllowedRanges
+
+    ip = netaddr.IPAddress(value % (2 ** (32 if version == 4 else 128)), version)
+    expected = any(ip.version == n.version and ip in n for n in nets)
+    if ip.version == 6 and ip.is_ipv4_mapped():
+        v4 = ip.ipv4()
+        expected = any(n.version == 4 and v4 in n for n in nets)
+    assert address_allowed(str(ip), AllowedRanges([str(n) for n in nets])) is expected
+    assert address_allowed(str(ip), [str(n) for n in nets]) is expected
