@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
@@ -291,12 +291,3 @@ class ConfigSource:
         """Remember the current file state even if loading it failed, so a
         broken file is reported once, not at every connection."""
         self._stamp = self._current_stamp()
-
-
-def dump_mapping(settings_mapping: Mapping[str, Any]) -> str:
-    """YAML text for a config mapping (used by the test helpers)."""
-    return yaml.safe_dump(dict(settings_mapping), sort_keys=False)
-
-
-def listener_names() -> List[str]:
-    return list(SERVICE_PORTS)

@@ -32,7 +32,7 @@ import hmac
 import logging
 import re
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Set, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
@@ -248,9 +248,11 @@ class RelaySMTP(SMTP):
         """(argument without the set-aside parameters, parameters as sent,
         error reply or None)."""
         self.set_aside = []
-        if arg is None or "=" not in arg or arg[: len(keyword)].upper() != keyword:
+        if arg is None or arg[: len(keyword)].upper() != keyword:
             return arg, [], None
         rest = arg[len(keyword):].strip()
+        if "=" not in rest:  # nothing to set aside: skip the address parser (hot path)
+            return arg, rest.split()[1:], None
         address, params = self._getaddr(rest)
         if address is None or not params or not params.strip():
             return arg, [], None
@@ -304,6 +306,3 @@ class RelaySMTP(SMTP):
             extensions.append("AUTH LOGIN PLAIN")
         extensions += ["ENHANCEDSTATUSCODES", "PIPELINING", "DSN", "SMTPUTF8"]
         return extensions
-
-    def known_mail_params(self) -> Set[str]:
-        return set(SET_ASIDE_MAIL) | {"SIZE", "BODY", "SMTPUTF8"}
