@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
+from relay_standin import cli
 from relay_standin.config import ConfigError, ConfigSource, load_settings, settings_from_mapping
 from relay_standin.testing import TOOLS_DIR, StandinProcess, loopback_config, message, write_config
 
@@ -101,47 +104,32 @@ def test_subprocess_server_rereads_config_at_new_connection(tmp_path, relay_pki,
         standin.wait_for_connections(2)
         assert [t["verdict"] for t in standin.transactions()] == ["refused", "accepted"]
     assert standin.process.returncode == 0
+    with pytest.raises(ConnectionRefusedError):     # stopped: nothing listens any more
+        smtplib.SMTP("127.0.0.1", standin.port_for(587), local_hostname="mta.example.com", timeout=2)
 
 
-def test_subprocess_server_refuses_bad_config(tmp_path):
-    with pytest.raises(RuntimeError, match="unknown key"):
-        StandinProcess(tmp_path, {"listen": ["127.0.0.1"], "nonsense": True})
+def test_serve_refuses_bad_config(tmp_path, capsys):
+    path = write_config(tmp_path / "bad.yml", {"listen": ["127.0.0.1"], "nonsense": True})
+    assert cli.main(["serve", "--config", str(path)]) == 2
+    assert "unknown key" in capsys.readouterr().err
 
 
-def test_check_config_cli(tmp_path):
-    import subprocess
-    import sys
-    import os
-
-    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
-    good = subprocess.run([sys.executable, "-m", "relay_standin", "check-config", "--config", str(EXAMPLE)],
-                          capture_output=True, text=True, env=env, check=False)
-    assert good.returncode == 0 and good.stdout.startswith("ok:")
+def test_check_config_cli(tmp_path, capsys):
+    assert cli.main(["check-config", "--config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.startswith("ok:")
     bad_path = write_config(tmp_path / "bad.yml", {"allowed_senders": "x"})
-    bad = subprocess.run([sys.executable, "-m", "relay_standin", "check-config", "--config", str(bad_path)],
-                         capture_output=True, text=True, env=env, check=False)
-    assert bad.returncode == 2 and "allowed_senders" in bad.stderr
+    assert cli.main(["check-config", "--config", str(bad_path)]) == 2
+    assert "allowed_senders" in capsys.readouterr().err
 
 
-def test_engine_path_override(tmp_path):
-    import os
-    import subprocess
-    import sys
+def test_engine_path_override(tmp_path, monkeypatch):
+    from relay_standin import engine
 
+    monkeypatch.setenv(engine.ENGINE_PATH_ENV, str(tmp_path))
+    assert engine.engine_path() == tmp_path.resolve()
+    monkeypatch.delenv(engine.ENGINE_PATH_ENV)
+    assert (engine.engine_path() / "_relay" / "session.py").is_file()
     env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR), RELAY_STANDIN_ENGINE_PATH=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", "import relay_standin.engine"], capture_output=True, text=True,
                             env=env, check=False)
     assert result.returncode != 0 and "RELAY_STANDIN_ENGINE_PATH" in result.stderr
-    env["RELAY_STANDIN_ENGINE_PATH"] = str(Path(TOOLS_DIR).parent / "plugins" / "module_utils")
-    result = subprocess.run([sys.executable, "-c", "import relay_standin.engine as e; print(e.engine_path())"],
-                            capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 0, result.stderr
-
-
-def test_smtplib_is_refused_when_stopped(tmp_path, relay_pki):
-    config = loopback_config(tmp_path, relay_pki)
-    standin = StandinProcess(tmp_path, config)
-    port = standin.port_for(587)
-    standin.stop()
-    with pytest.raises(ConnectionRefusedError):
-        smtplib.SMTP("127.0.0.1", port, local_hostname="mta.example.com", timeout=2)

@@ -13,12 +13,11 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 
 import pytest
 
+from relay_standin import cli
 from relay_standin.pki import FILES, make_pki
-from relay_standin.testing import TOOLS_DIR
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed")
 
@@ -77,9 +76,7 @@ def test_existing_files_are_kept_unless_forced(tmp_path):
     assert make_pki(tmp_path, key_type="ec", force=True)["ca.pem"].read_bytes() != stamp
 
 
-def test_pki_cli(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
-    result = subprocess.run([sys.executable, "-m", "relay_standin", "pki", "--out", str(tmp_path / "pki"),
-                             "--key-type", "ec"], capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 0, result.stderr
+def test_pki_cli(tmp_path, capsys):
+    assert cli.main(["pki", "--out", str(tmp_path / "pki"), "--key-type", "ec"]) == 0
     assert sorted(p.name for p in (tmp_path / "pki").iterdir()) == sorted(FILES)
+    assert len(capsys.readouterr().out.splitlines()) == len(FILES)

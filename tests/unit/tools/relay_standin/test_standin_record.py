@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from relay_standin import records
+from relay_standin import cli, records
 from relay_standin.testing import TOOLS_DIR, message
 
 LOGIN = ("alice@example.com", "alice-pw")
@@ -125,13 +125,13 @@ def test_writer_appends_whole_lines(tmp_path):
     assert [r["n"] for r in loaded] == list(range(100))
 
 
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
-    return subprocess.run([sys.executable, "-m", "relay_standin", *args], capture_output=True, text=True, env=env,
-                          check=False, timeout=60)
+def _cli(capsys, *args):
+    """Run the CLI in this process; (exit code, stdout)."""
+    code = cli.main(list(args))
+    return code, capsys.readouterr().out
 
 
-def test_records_cli(relay_standin_factory, relay_client):
+def test_records_cli(relay_standin_factory, relay_client, capsys):
     standin = _standin(relay_standin_factory, allowed_senders="registered_users")
     client = relay_client.connect(standin)
     client.sendmail("alice@example.com", ["bob@remote.test"], message())
@@ -140,20 +140,22 @@ def test_records_cli(relay_standin_factory, relay_client):
     standin.wait_for_connections(1)
     path = str(standin.record_path)
 
-    shown = _cli("records", path)
-    assert shown.returncode == 0
-    lines = shown.stdout.splitlines()
-    assert len(lines) == 2 and " accepted " in lines[0] and " refused " in lines[1]
+    code, shown = _cli(capsys, "records", path)
+    lines = shown.splitlines()
+    assert code == 0 and len(lines) == 2 and " accepted " in lines[0] and " refused " in lines[1]
 
-    as_json = _cli("records", path, "--json", "--verdict", "refused")
-    assert [json.loads(line)["sender"] for line in as_json.stdout.splitlines()] == ["stranger@example.com"]
+    as_json = _cli(capsys, "records", path, "--json", "--verdict", "refused")[1]
+    assert [json.loads(line)["sender"] for line in as_json.splitlines()] == ["stranger@example.com"]
 
-    summary = json.loads(_cli("records", path, "--summary", "--json").stdout)
+    summary = json.loads(_cli(capsys, "records", path, "--summary", "--json")[1])
     assert summary["verdicts"] == {"accepted": 1, "refused": 1}
     assert summary["connections"] == 1
 
-    text_summary = _cli("records", path, "--summary").stdout
-    assert "transactions: 2" in text_summary
+    assert "transactions: 2" in _cli(capsys, "records", path, "--summary")[1]
+    assert len(_cli(capsys, "records", path, "--all")[1].splitlines()) == 3
 
-    everything = _cli("records", path, "--all").stdout.splitlines()
-    assert len(everything) == 3
+    # and once through the real entry point
+    env = dict(os.environ, PYTHONPATH=str(TOOLS_DIR))
+    result = subprocess.run([sys.executable, "-m", "relay_standin", "records", path, "--summary", "--json"],
+                            capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert result.returncode == 0 and json.loads(result.stdout)["transactions"] == 2
