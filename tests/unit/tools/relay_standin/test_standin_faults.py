@@ -62,7 +62,7 @@ def test_connect_close_or_reset(relay_standin_factory, relay_client, action):
 def test_unlisten_takes_a_port_down_for_a_while(relay_standin_factory, relay_client):
     standin = _standin(relay_standin_factory, [])
     port_587 = standin.port_for(587)
-    standin.reconfigure(faults=[{"action": "unlisten", "ports": [587], "for_seconds": 1.0}])
+    standin.reconfigure(faults=[{"action": "unlisten", "ports": [587], "for_seconds": 1.5}])
     with pytest.raises(ConnectionRefusedError):
         _connect_refused(standin, 587)
     relay_client.connect(standin, port=465).quit()       # other ports stay up
@@ -178,12 +178,14 @@ def test_fault_limited_to_a_port(relay_standin_factory, relay_client):
 
 
 def test_fault_time_window(relay_standin_factory, relay_client):
-    standin = _standin(relay_standin_factory, [{"stage": "connect", "after_seconds": 0.3, "for_seconds": 0.3}])
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "after_seconds": 1.0, "for_seconds": 1.0}])
+    armed = time.monotonic()  # just after the rule was loaded
     relay_client.connect(standin).quit()
-    time.sleep(0.35)
+    assert time.monotonic() - armed < 1.0, "too slow to test the window start"
+    time.sleep(max(0.0, armed + 1.2 - time.monotonic()))
     with pytest.raises(smtplib.SMTPConnectError):
         relay_client.connect(standin)
-    time.sleep(0.3)
+    time.sleep(max(0.0, armed + 2.3 - time.monotonic()))
     relay_client.connect(standin).quit()
 
 
