@@ -24,7 +24,7 @@ from .pki import PkiError, make_pki
 
 
 def _serve(args) -> int:
-    from .server import RelayServer  # imports aiosmtpd; not needed by the other commands
+    from .server import RelayServer  # pylint: disable=import-outside-toplevel  # aiosmtpd: serve only
 
     async def run() -> None:
         server = RelayServer(args.config, poll_interval=args.poll_interval)

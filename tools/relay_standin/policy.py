@@ -85,7 +85,7 @@ class RelayPolicy:
         conn, settings = server.conn, server.settings
         self.close_transaction(server, "mail")
         sender = "" if rules.is_null_sender(address) else address
-        trans = conn.begin(sender, list(server.set_aside), self.wall_clock())
+        trans = conn.begin(sender, list(server.command_params), self.wall_clock())
         reply = await server.fault_at("mail", trans)
         if reply is not None:
             return self._refuse_mail(server, trans, reply)
@@ -136,8 +136,8 @@ class RelayPolicy:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         trans.recipients.append(address)
-        if server.set_aside:
-            trans.recipient_params[address] = list(server.set_aside)
+        if server.command_params:
+            trans.recipient_params[address] = list(server.command_params)
         return rules.REPLY_RECIPIENT_OK
 
     # ---- DATA ------------------------------------------------------------------

@@ -115,7 +115,7 @@ class RelaySMTP(SMTP):
             loop=loop,
         )
         self.conn: Optional[ConnectionInfo] = None
-        self.set_aside: List[str] = []
+        self.command_params: List[str] = []  # parameters of the current MAIL or RCPT, as sent
         self._greeted = False
         self._dropped = False
         self._close_after_push = False
@@ -247,7 +247,7 @@ class RelaySMTP(SMTP):
     def _set_aside_params(self, arg: Optional[str], keyword: str, names: Iterable[str]):
         """(argument without the set-aside parameters, parameters as sent,
         error reply or None)."""
-        self.set_aside = []
+        self.command_params = []
         if arg is None or arg[: len(keyword)].upper() != keyword:
             return arg, [], None
         rest = arg[len(keyword):].strip()
@@ -273,7 +273,7 @@ class RelaySMTP(SMTP):
         if problem:
             await self.push(problem)
             return
-        self.set_aside = sent
+        self.command_params = sent
         await super().smtp_MAIL(arg)
 
     async def smtp_RCPT(self, arg: Optional[str]) -> None:
@@ -281,7 +281,7 @@ class RelaySMTP(SMTP):
         if problem:
             await self.push(problem)
             return
-        self.set_aside = sent
+        self.command_params = sent
         await super().smtp_RCPT(arg)
 
     async def smtp_DATA(self, arg: str) -> None:

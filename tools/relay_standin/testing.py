@@ -155,7 +155,7 @@ class StandinThread(_StandinBase):
 
     def __init__(self, workdir, config: Mapping[str, Any], start_timeout: float = 10.0) -> None:
         super().__init__(workdir, config)
-        from .server import RelayServer  # aiosmtpd only when a server is wanted
+        from .server import RelayServer  # pylint: disable=import-outside-toplevel  # aiosmtpd: servers only
 
         self.server = RelayServer(self.config_path, poll_interval=0.2)
         self.loop = asyncio.new_event_loop()

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from relay_standin import cli
+from relay_standin import cli, engine
 from relay_standin.config import ConfigError, ConfigSource, load_settings, settings_from_mapping
 from relay_standin.testing import TOOLS_DIR, StandinProcess, loopback_config, message, write_config
 
@@ -123,8 +123,6 @@ def test_check_config_cli(tmp_path, capsys):
 
 
 def test_engine_path_override(tmp_path, monkeypatch):
-    from relay_standin import engine
-
     monkeypatch.setenv(engine.ENGINE_PATH_ENV, str(tmp_path))
     assert engine.engine_path() == tmp_path.resolve()
     monkeypatch.delenv(engine.ENGINE_PATH_ENV)

@@ -11,6 +11,8 @@ each limit is reached in seconds."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from relay_standin.engine import constants
@@ -65,8 +67,6 @@ def test_customer_peak_window_passes_with_the_clock(relay_standin_factory, relay
 
 
 def test_customer_peak_with_short_window(relay_standin_factory, relay_client):
-    import time
-
     standin = relay_standin_factory(licenses=1, allowlist=["127.0.0.1"], limits={"peak_window_seconds": 0.5})
     client = relay_client.connect(standin)
     assert [c for c, _ in _send(client, ["r%d@remote.test" % n for n in range(10)])[1]] == [250] * 9 + [450]
