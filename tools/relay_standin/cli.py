@@ -91,7 +91,7 @@ def _check_config(args) -> int:
         print("relay_standin: %s" % exc, file=sys.stderr)
         return 2
     print("ok: listeners %s, %d allowlist range(s), %d user(s), senders %s, domains %s" % (
-        settings.listeners(), len(settings.allowlist_networks), len(settings.users), settings.allowed_senders,
+        settings.listeners(), len(settings.allowlist), len(settings.users), settings.allowed_senders,
         ", ".join(settings.domains) or "-"))
     return 0
 

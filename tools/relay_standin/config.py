@@ -62,7 +62,7 @@ class Settings:
     require_tls: bool = False
     auth_required: bool = False
     allowlist: Tuple[str, ...] = ()
-    allowlist_networks: Tuple[Any, ...] = ()
+    allowlist_networks: Any = None  # engine AllowedRanges (or networks), None when empty
     users: Mapping[str, str] = field(default_factory=dict)
     allowed_senders: str = constants.SENDERS_DOMAINS
     domains: Tuple[str, ...] = ()
@@ -159,15 +159,18 @@ def _users(value: Any) -> Dict[str, str]:
     return users
 
 
-def _allowlist(entries: Tuple[str, ...]) -> Tuple[Any, ...]:
-    """Parsed networks; a range the Admin console would refuse (syntax,
-    more than 65,536 addresses) is a config error."""
+def _allowlist(entries: Tuple[str, ...]) -> Any:
+    """The ranges compiled for fast lookups (None when empty); a range the
+    Admin console would refuse (syntax, more than 65,536 addresses) is a
+    config error."""
     if not entries:
-        return ()
+        return None
     report = allowlist.check_allowlist(list(entries))
     if report.errors:
         raise _fail("allowlist: " + "; ".join(finding.message for finding in report.errors))
-    return tuple(report.networks())
+    networks = report.networks()
+    compiled = getattr(allowlist, "AllowedRanges", None)
+    return compiled(networks) if compiled else tuple(networks)
 
 
 def _quota(data: Mapping, licenses: int, paid: bool) -> Tuple[Quota, Optional[int]]:

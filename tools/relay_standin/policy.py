@@ -91,10 +91,10 @@ class RelayPolicy:
             return self._refuse_mail(server, trans, reply)
         if settings.tls_required and not server.tls_active():
             return self._refuse_mail(server, trans, rules.REPLY_STARTTLS_FIRST)
-        networks = settings.allowlist_networks
-        allowlisted = bool(networks) and allowlist.address_allowed(conn.client_ip, networks)
+        enabled = settings.allowlist_networks is not None
+        allowlisted = enabled and allowlist.address_allowed(conn.client_ip, settings.allowlist_networks)
         access = rules.relay_access_verdict(conn.client_ip, allowlisted, conn.auth_user, settings.auth_required,
-                                            bool(networks))
+                                            enabled)
         if not access.accepted:
             return self._refuse_mail(server, trans, access.text)
         verdict = rules.sender_verdict(settings.allowed_senders, sender, settings.domains, list(settings.users),
