@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -71,7 +70,7 @@ def median_time(func, runs, wall):
     """Median CPU seconds of `runs` calls (CPU time is not inflated by other
     processes on a busy machine); the median wall-clock time goes to `wall`."""
     cpu, clock = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         c0, w0 = time.process_time(), time.perf_counter()
         func()
         cpu.append(time.process_time() - c0)

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 name: relay_allowlist
 short_description: Check an SMTP relay IP allowlist and return the report
 version_added: 1.0.0
-author: smarthost.relay maintainers
+author: smarthost.relay maintainers (!UNKNOWN)
 description:
   - Checks allowlist entries for Google's SMTP relay service exactly like
     M(smarthost.relay.relay_allowlist_check), but as a filter that returns the report instead of failing.

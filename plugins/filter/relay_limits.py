@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 name: relay_limits
 short_description: Sending limits of Google's SMTP relay service, and MTA throttles that respect them
 version_added: 1.0.0
-author: smarthost.relay maintainers
+author: smarthost.relay maintainers (!UNKNOWN)
 description:
   - From the number of user licences, returns the per-user and per-customer limits of the SMTP relay service per
     24 hours and per 10 minutes, with the documented caps (4,600,000 and 319,444) and the lower limits for customers

@@ -25,7 +25,7 @@ description:
     for ranges much wider than the egress addresses inside them, suggesting the narrowest covering range.
   - Every failure lists all violated rules at once, each naming the entry (for example V(allowlist[3])), the rule and
     the fix.
-author: smarthost.relay maintainers
+author: smarthost.relay maintainers (!UNKNOWN)
 options:
   allowlist:
     description:

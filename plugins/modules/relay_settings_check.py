@@ -26,7 +26,7 @@ description:
   - Notes (not failures) report that the relay rewrites foreign envelope senders to V(postmaster@<your domain>),
     and that null-sender mail needs single-recipient transactions, which the roles configure.
   - The same rules, with the same names prefixed V(relay_), are the roles' variables.
-author: smarthost.relay maintainers
+author: smarthost.relay maintainers (!UNKNOWN)
 options:
   host:
     description:

@@ -13,7 +13,6 @@ from ansible_collections.smarthost.relay.plugins.action import relay_allowlist_c
 from ansible_collections.smarthost.relay.plugins.action.relay_allowlist_check import ActionModule
 
 
-
 def test_plugin_stays_on_the_controller():
     assert ActionModule.TRANSFERS_FILES is False
     assert ActionModule._requires_connection is False
