@@ -15,6 +15,7 @@ declare -A TAG=(
     [relay]=localhost/smarthost-relay:latest
 )
 # Base images: systemd as PID 1 and python3, nothing else of ours; the roles install the MTAs.
+# Package lists stay in the images, as on a real host, so apt cache_valid_time behaves.
 # The relay stand-in runs on Debian's own aiosmtpd, netaddr and yaml, from the project mounted read-only.
 declare -A PACKAGES=(
     [debian11]=$BASE_PACKAGES [debian12]=$BASE_PACKAGES [debian13]=$BASE_PACKAGES
@@ -35,8 +36,8 @@ done
 ((${#wanted[@]})) || wanted=(debian11 debian12 debian13 relay)
 
 recipe_hash() {
-    local name=$1
-    { sed -n '/^MIRROR=/,/^force=0/p' "${BASH_SOURCE[0]}"; echo "${SUITE[$name]} ${PACKAGES[$name]}"; } | sha256sum | cut -c1-16
+    # Any change to this script (packages, hooks, image settings) rebuilds the images.
+    { cat "${BASH_SOURCE[0]}"; echo "$1"; } | sha256sum | cut -c1-16
 }
 
 image_current() {
@@ -50,15 +51,17 @@ build_one() {
     tar=$CACHE/images/$name.tar
     mkdir -p "$CACHE/images"
     mmdebstrap --variant=minbase --include="${PACKAGES[$name]}" \
-        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+        --skip=cleanup/apt/lists \
         --customize-hook='echo "smarthost-test" > "$1"/etc/hostname' \
         --format=tar "${SUITE[$name]}" "$tar" "$MIRROR"
     local changes=(--change "LABEL smarthost.recipe=$hash")
     if [[ ${CHANGES[$name]} == systemd ]]; then
         changes+=(--change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' --change 'CMD ["/sbin/init"]')
     else
-        changes+=(--change 'ENV PYTHONPATH=/opt/smarthost/tools'
-            --change 'CMD ["python3", "-m", "relay_standin", "serve", "--config", "/etc/relay-standin/config.yml"]')
+        # The stand-in starts once its config has been written into the container (molecule's
+        # prepare does that); it keeps no state worth a graceful stop.
+        changes+=(--change 'ENV PYTHONPATH=/opt/smarthost/tools' --change 'STOPSIGNAL SIGKILL'
+            --change 'CMD ["sh", "-c", "until [ -s /etc/relay-standin/config.yml ]; do sleep 0.2; done; exec python3 -m relay_standin serve --config /etc/relay-standin/config.yml"]')
     fi
     podman import "${changes[@]}" "$tar" "${TAG[$name]}"
     rm -f "$tar"

@@ -49,12 +49,12 @@ def test_implicit_tls_465_allowlisted(client, relay):
     assert record["verdict"] == "accepted"
     assert record["port"] == 465 and record["tls"] is True
     assert record["auth_user"] is None
-    assert record["client_ip"].startswith("10.201.1.")
+    assert record["client_ip"] in client.interface("eth0").addresses
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
 def test_plaintext_refused_when_tls_required(client, relay):
-    before = len(relay_record.transactions(relay))
+    before = len(relay_record.transactions(relay, port=25))
     result = client.run("swaks --server relay.smarthost.test --port 25 --from app@example.com "
                         "--to someone@example.net --ehlo mta.example.com")
     assert result.rc != 0
@@ -64,8 +64,9 @@ def test_plaintext_refused_when_tls_required(client, relay):
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
-def test_verification_rejects_a_name_the_certificate_does_not_hold(client, relay):
-    address = relay.interface("eth0").addresses[0]
-    result = client.run("swaks --server %s --port 587 --tls --tls-verify --from app@example.com "
-                        "--to someone@example.net --quit-after MAIL" % address)
+def test_verification_refuses_a_certificate_from_another_ca(client, relay):
+    mid = relay_record.unique_id("wrong-ca")
+    result = client.run(" ".join(SWAKS[:-1] + ["/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt", "--port", "587",
+                                               "--tls", "--header", "'Message-Id: %s'" % mid]))
     assert result.rc != 0, result.stdout
+    assert not relay_record.transactions(relay, message_id=mid)
