@@ -3,8 +3,10 @@
 # An image is rebuilt only when it is missing or its recipe changed (the recipe's
 # hash is stored in the image label smarthost.recipe). Usage:
 #   scripts/build-images.sh [--force] [IMAGE ...]     IMAGE: debian11 debian12 debian13 relay
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# recipe-begin
 MIRROR=${SMARTHOST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_PACKAGES=systemd,systemd-sysv,python3,python3-apt,netbase,ca-certificates,iproute2,procps
 declare -A SUITE=([debian11]=bullseye [debian12]=bookworm [debian13]=trixie [relay]=bookworm)
@@ -19,32 +21,14 @@ declare -A TAG=(
 # The relay stand-in runs on Debian's own aiosmtpd, netaddr and yaml, from the project mounted read-only.
 declare -A PACKAGES=(
     [debian11]=$BASE_PACKAGES [debian12]=$BASE_PACKAGES [debian13]=$BASE_PACKAGES
-    [relay]=python3,python3-aiosmtpd,python3-netaddr,python3-yaml,netbase,ca-certificates,openssl,procps
+    [relay]="python3,python3-aiosmtpd,python3-netaddr,python3-yaml,netbase,ca-certificates,openssl,procps"
 )
 declare -A CHANGES=(
     [debian11]=systemd [debian12]=systemd [debian13]=systemd [relay]=relay
 )
 
-force=0 wanted=()
-for arg in "$@"; do
-    case $arg in
-        --force) force=1 ;;
-        debian11 | debian12 | debian13 | relay) wanted+=("$arg") ;;
-        *) die "unknown image or option: $arg" ;;
-    esac
-done
-((${#wanted[@]})) || wanted=(debian11 debian12 debian13 relay)
-
-recipe_hash() {
-    # Any change to this script (packages, hooks, image settings) rebuilds the images.
-    { cat "${BASH_SOURCE[0]}"; echo "$1"; } | sha256sum | cut -c1-16
-}
-
-image_current() {
-    local name=$1 want=$2 have
-    have=$(podman image inspect --format '{{index .Labels "smarthost.recipe"}}' "${TAG[$name]}" 2>/dev/null) || return 1
-    [[ $have == "$want" ]]
-}
+# shellcheck disable=SC2016 # $1 is the root directory, expanded by mmdebstrap's hook shell
+HOSTNAME_HOOK='echo "smarthost-test" > "$1"/etc/hostname'
 
 build_one() {
     local name=$1 hash=$2 tar
@@ -52,7 +36,7 @@ build_one() {
     mkdir -p "$CACHE/images"
     mmdebstrap --variant=minbase --include="${PACKAGES[$name]}" \
         --skip=cleanup/apt/lists \
-        --customize-hook='echo "smarthost-test" > "$1"/etc/hostname' \
+        --customize-hook="$HOSTNAME_HOOK" \
         --format=tar "${SUITE[$name]}" "$tar" "$MIRROR"
     local changes=(--change "LABEL smarthost.recipe=$hash")
     if [[ ${CHANGES[$name]} == systemd ]]; then
@@ -65,6 +49,29 @@ build_one() {
     fi
     podman import "${changes[@]}" "$tar" "${TAG[$name]}"
     rm -f "$tar"
+}
+# recipe-end
+
+force=0 wanted=()
+for arg in "$@"; do
+    case $arg in
+        --force) force=1 ;;
+        debian11 | debian12 | debian13 | relay) wanted+=("$arg") ;;
+        *) die "unknown image or option: $arg" ;;
+    esac
+done
+((${#wanted[@]})) || wanted=(debian11 debian12 debian13 relay)
+
+recipe_hash() {
+    # The recipe is the code between the recipe markers, comments left out: a change there rebuilds.
+    { sed -n '/^# recipe-begin/,/^# recipe-end/p' "${BASH_SOURCE[0]}" | grep -v '^\s*#'; echo "$1"; } |
+        sha256sum | cut -c1-16
+}
+
+image_current() {
+    local name=$1 want=$2 have
+    have=$(podman image inspect --format '{{index .Labels "smarthost.recipe"}}' "${TAG[$name]}" 2>/dev/null) || return 1
+    [[ $have == "$want" ]]
 }
 
 pids=() names=()

@@ -3,6 +3,7 @@
 # apt packages, the pinned venv, the collection path, the test PKI and the images.
 # Every step is skipped when its result is already current. Usage:
 #   scripts/setup.sh [--no-images] [--force-images]
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 images=1 image_args=()

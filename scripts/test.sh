@@ -4,6 +4,7 @@
 #   scripts/test.sh unit            the fast tier only (< 2 min)
 #   scripts/test.sh lint molecule   chosen tiers
 # Tiers: unit lint sanity build molecule. SMARTHOST_SCENARIOS="bed postfix" limits molecule.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TIERS=(unit lint sanity build molecule)
@@ -23,11 +24,11 @@ if ((needs_images)); then "$ROOT/scripts/setup.sh"; else "$ROOT/scripts/setup.sh
 remove_leftovers() {
     # A killed run may leave containers and networks behind: remove ours, by name.
     local ids nets
-    ids=$(podman ps -a --format '{{.Names}}' | grep "^${SMARTHOST_PREFIX}-" || true)
-    [[ -z $ids ]] || podman rm -f -t 2 $ids >/dev/null
-    nets=$(podman network ls --format '{{.Name}}' | grep "^${SMARTHOST_PREFIX}-" || true)
-    [[ -z $nets ]] || podman network rm -f $nets >/dev/null
-    rm -rf "$HOME/.cache/molecule/relay" "$CACHE/sanity"
+    mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep "^${SMARTHOST_PREFIX}-" || true)
+    ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
+    mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep "^${SMARTHOST_PREFIX}-" || true)
+    ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
+    rm -rf "$CACHE/sanity"
 }
 
 tier_unit() {
@@ -39,12 +40,41 @@ tier_lint() {
     ansible-lint --offline --profile production
 }
 
+sanity_venv() {
+    # ansible-test cannot bootstrap its own venvs offline (its get-pip comes from a host we cannot reach),
+    # so its pinned sanity requirements go into a venv of their own and the tests run --local there.
+    local venv=$CACHE/sanity-venv reqs stamp want
+    reqs=$(python -c 'import ansible_test, pathlib; print(pathlib.Path(ansible_test.__file__).parent / "_data/requirements")')
+    want=$(cat "$ROOT/requirements/dev.txt" "$reqs"/sanity.*.txt | sha256sum | cut -d' ' -f1)
+    stamp=$venv/.requirements.sha256
+    if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+        rm -rf "$venv" && python3 -m venv "$venv"
+        local req_args=()
+        for req in "$reqs"/sanity.*.txt; do req_args+=(-r "$req"); done
+        "$venv/bin/pip" install -q --disable-pip-version-check "$(grep '^ansible-core==' "$ROOT/requirements/dev.txt")" \
+            netaddr PyYAML aiosmtpd "${req_args[@]}"
+        echo "$want" >"$stamp"
+    fi
+    echo "$venv"
+}
+
+install_pip_bootstrap() {
+    local source pip_version
+    source=$("$1/bin/python" -c 'import ansible_test, pathlib; print(pathlib.Path(ansible_test.__file__).parent)')
+    pip_version=$(sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p" "$source/_internal/python_requirements.py" | head -n 1)
+    [[ -n $pip_version ]] || die "cannot tell which pip ansible-test bootstraps"
+    mkdir -p "$HOME/.ansible/test/cache"
+    cp "$ROOT/tests/bed/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+}
+
 tier_sanity() {
     # ansible-test needs the collection under ansible_collections/<ns>/<name>: copy the tracked tree.
-    local dest=$CACHE/sanity/ansible_collections/smarthost/relay
+    local venv dest=$CACHE/sanity/ansible_collections/smarthost/relay
+    venv=$(sanity_venv)
+    install_pip_bootstrap "$venv"
     rm -rf "$CACHE/sanity" && mkdir -p "$dest"
     git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$dest"
-    (cd "$dest" && git init -q && git add -A && ansible-test sanity --venv --python 3.11 --requirements)
+    (cd "$dest" && git init -q && git add -A && PATH=$venv/bin:$PATH ansible-test sanity --local --python 3.11 --color no)
 }
 
 tier_build() {
@@ -61,7 +91,8 @@ tier_molecule() {
 }
 
 cd "$ROOT"
-remove_leftovers
+# Containers matter only to the molecule tier; other tiers leave running scenarios alone.
+((needs_images)) && remove_leftovers
 passed=0 failed=0 summary=()
 for t in "${tiers[@]}"; do
     say "tier $t"
@@ -72,7 +103,7 @@ for t in "${tiers[@]}"; do
         failed=$((failed + 1)) summary+=("$t: FAILED after $((SECONDS - start))s")
     fi
 done
-remove_leftovers
+((needs_images)) && remove_leftovers
 printf '%s\n' "${summary[@]}"
 echo "tiers: $passed passed, $failed failed"
 ((failed == 0))

@@ -259,7 +259,7 @@ class RelaySMTP(SMTP):
         address_text = rest[: len(rest) - len(params)].strip()
         kept, sent = [], params.split()
         for param in sent:
-            name, _, value = param.partition("=")
+            name, dummy, value = param.partition("=")
             if name.upper() in names:
                 problem = _param_problem(name.upper(), value)
                 if problem:

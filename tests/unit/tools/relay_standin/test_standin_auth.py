@@ -54,7 +54,7 @@ def test_smtp_auth_mechanisms_accept_configured_user(relay_standin_factory, rela
     standin = relay_standin_factory(users=USERS)
     client = relay_client.connect(standin, port=587)
     client.user, client.password = "alice@example.com", "alice-pw"
-    code, _ = client.auth(mechanism, getattr(client, "auth_" + mechanism.lower()), initial_response_ok=True)
+    code, dummy = client.auth(mechanism, getattr(client, "auth_" + mechanism.lower()), initial_response_ok=True)
     assert code == 235
     assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
     client.quit()

@@ -102,7 +102,7 @@ def test_pipelined_transaction(standin):
         stream.write(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<a@remote.test>\r\nRCPT TO:<b@remote.test>\r\n"
                      b"DATA\r\n")
         stream.flush()
-        replies = [stream.readline()[:3] for _ in range(4)]
+        replies = [stream.readline()[:3] for dummy in range(4)]
         assert replies == [b"250", b"250", b"250", b"354"]
         stream.write(message() + b".\r\nQUIT\r\n")
         stream.flush()

@@ -29,7 +29,7 @@ def _send(client, recipients, sender="alice@example.com"):
     """MAIL + RCPTs (+ DATA when one was accepted); the replies."""
     mail = client.mail(sender)
     replies = [client.rcpt(r) for r in recipients] if mail[0] == 250 else []
-    if any(code == 250 for code, _ in replies):
+    if any(code == 250 for code, dummy in replies):
         assert client.data(message())[0] == 250
     else:
         client.rset()
@@ -58,7 +58,7 @@ def test_customer_peak_limit_is_9_per_license_per_window(relay_standin_factory, 
 def test_customer_peak_window_passes_with_the_clock(relay_standin_factory, relay_client):
     standin = relay_standin_factory(licenses=1, allowlist=["127.0.0.1"])
     client = relay_client.connect(standin)
-    assert [c for c, _ in _send(client, ["r%d@remote.test" % n for n in range(10)])[1]] == [250] * 9 + [450]
+    assert [c for c, dummy in _send(client, ["r%d@remote.test" % n for n in range(10)])[1]] == [250] * 9 + [450]
     client.quit()
     standin.reconfigure(clock_offset_seconds=601)
     client = relay_client.connect(standin)
@@ -69,7 +69,7 @@ def test_customer_peak_window_passes_with_the_clock(relay_standin_factory, relay
 def test_customer_peak_with_short_window(relay_standin_factory, relay_client):
     standin = relay_standin_factory(licenses=1, allowlist=["127.0.0.1"], limits={"peak_window_seconds": 0.5})
     client = relay_client.connect(standin)
-    assert [c for c, _ in _send(client, ["r%d@remote.test" % n for n in range(10)])[1]] == [250] * 9 + [450]
+    assert [c for c, dummy in _send(client, ["r%d@remote.test" % n for n in range(10)])[1]] == [250] * 9 + [450]
     time.sleep(0.6)
     assert _send(client, ["again@remote.test"])[1][0][0] == 250
     client.quit()
@@ -78,13 +78,13 @@ def test_customer_peak_with_short_window(relay_standin_factory, relay_client):
 def test_unpaid_customer_50_per_window_and_100_per_day(relay_standin_factory, relay_client):
     standin = relay_standin_factory(licenses=1000, paid=False, allowlist=["127.0.0.1"])
     client = relay_client.connect(standin)
-    codes = [c for c, _ in _send(client, ["r%d@remote.test" % n for n in range(51)])[1]]
+    codes = [c for c, dummy in _send(client, ["r%d@remote.test" % n for n in range(51)])[1]]
     assert codes == [250] * 50 + [450]
     client.quit()
     standin.reconfigure(clock_offset_seconds=600)  # next peak window, same day
     client = relay_client.connect(standin)
     _mail, replies = _send(client, ["s%d@remote.test" % n for n in range(51)])
-    assert [c for c, _ in replies] == [250] * 50 + [550]
+    assert [c for c, dummy in replies] == [250] * 50 + [550]
     assert replies[-1][1] == CUSTOMER_DAILY
     client.quit()
     standin.reconfigure(clock_offset_seconds=86400 + 600)  # a day later
@@ -100,7 +100,7 @@ def test_customer_daily_limit_is_130_per_license(relay_standin_factory, relay_cl
     replies = []
     for number in range(6):
         replies += _send(client, ["r%d@remote.test" % number])[1]
-    assert [c for c, _ in replies] == [250] * 5 + [550]
+    assert [c for c, dummy in replies] == [250] * 5 + [550]
     assert replies[-1][1] == CUSTOMER_DAILY
     client.quit()
 
@@ -110,7 +110,7 @@ def test_user_daily_messages_limit(relay_standin_factory, relay_client):
     standin.seed_usage(user="alice@example.com", messages=9999)
     client = relay_client.connect(standin, login=LOGIN)
     assert _send(client, ["bob@remote.test"])[0][0] == 250
-    mail, _ = _send(client, ["bob@remote.test"])
+    mail, dummy = _send(client, ["bob@remote.test"])
     assert mail == (550, USER_DAILY)
     client.quit()
     refused = standin.transactions()[-1]
@@ -150,7 +150,7 @@ def test_user_unique_recipients_within_one_transaction(relay_standin_factory, re
     standin.seed_usage(user="alice@example.com", unique_recipients=9998)
     client = relay_client.connect(standin, login=LOGIN)
     _mail, replies = _send(client, ["a@remote.test", "a@remote.test", "b@remote.test", "c@remote.test"])
-    assert [c for c, _ in replies] == [250, 250, 250, 550]
+    assert [c for c, dummy in replies] == [250, 250, 250, 550]
     client.quit()
 
 

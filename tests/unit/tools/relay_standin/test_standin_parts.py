@@ -39,7 +39,7 @@ def test_sliding_unique_set_counts_distinct_and_refreshes():
 
 def test_ledger_counts_users_unique_and_customer_total():
     ledger = UsageLedger()
-    for _ in range(3):
+    for dummy in range(3):
         ledger.record_message("Alice@Example.com", ["x@r.test", "y@r.test"], 1.0)
     assert ledger.user_messages("alice@example.com", 2.0, WINDOWS) == 3
     assert ledger.user_unique_recipients("alice@example.com", 2.0, WINDOWS) == 2

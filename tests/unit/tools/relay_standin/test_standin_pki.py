@@ -58,7 +58,7 @@ def test_strict_verification_accepts_the_chain(relay_pki):
     outgoing, incoming = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = context.wrap_bio(client_side, outgoing, server_hostname="relay.smarthost.test")
     peer = server.wrap_bio(incoming, server_side, server_side=True)
-    for _ in range(10):
+    for dummy in range(10):
         for endpoint in (client, peer):
             try:
                 endpoint.do_handshake()

@@ -121,7 +121,7 @@ def test_hostname_mismatch_fails_verification(relay_standin, relay_client):
 
 def _starttls_as(client, context, server_hostname):
     """STARTTLS verifying the certificate for ``server_hostname``."""
-    code, _ = client.docmd("STARTTLS")
+    code, dummy = client.docmd("STARTTLS")
     assert code == 220
     client.sock = context.wrap_socket(client.sock, server_hostname=server_hostname)
 
