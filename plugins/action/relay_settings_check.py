@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.findings import format_findings
-from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS, ProfileReport, check_profile
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
 
@@ -40,7 +40,11 @@ class ActionModule(ActionBase):
             result["msg"] = _scrub("relay_settings_check: invalid arguments:\n" + "\n".join(
                 "- [argument-spec] %s" % e for e in errors), no_log_values)
             return result
+        prefix = args.pop("variable_prefix")
         report = check_profile({k: v for k, v in args.items() if v is not None})
+        if prefix:
+            report = ProfileReport(report.normalized, *[[f.renamed(prefix, PROFILE_KEYS) for f in group]
+                                                        for group in (report.errors, report.warnings, report.notes)])
         result["normalized"] = report.normalized
         result["findings"] = [f.as_dict() for f in report.findings]
         result["notes"] = [f.format() for f in report.notes]

@@ -119,6 +119,12 @@ options:
       - Number of mail servers relaying through the service (for the throttles).
     type: int
     default: 1
+  variable_prefix:
+    description:
+      - Name the settings in findings with this prefix, as the caller's variables are named (the roles pass
+        V(relay_), so a finding names V(relay_tls) rather than V(tls)).
+    type: str
+    default: ""
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn

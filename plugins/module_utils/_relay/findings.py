@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 SEVERITIES = ("error", "warning", "note")
 
 
@@ -39,6 +41,20 @@ class Finding:
             "fix": self.fix,
             "severity": self.severity,
         }
+
+    def renamed(self, prefix, names):
+        """A copy that calls each setting in ``names`` by ``prefix + name``, in
+        ``variable`` and wherever ``message`` or ``fix`` cite it as ``name:`` or
+        ``name[`` (so a role's ``relay_tls`` is named as the user wrote it)."""
+        if not prefix:
+            return self
+        pattern = re.compile(r"(?<![\w.])(%s)(?=:|\[)" % "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)))
+
+        def rename(text):
+            return pattern.sub(lambda m: prefix + m.group(1), text)
+
+        variable = self.variable if self.variable.startswith(prefix) else prefix + self.variable
+        return Finding(variable, self.rule, rename(self.message), rename(self.fix), self.severity)
 
     def format(self):
         text = "%s [%s]: %s" % (self.variable, self.rule, self.message)

@@ -34,7 +34,7 @@ def test_plugin_stays_on_the_controller():
 
 def test_documentation_is_the_schema():
     spec = argument_spec_from_doc(doc_module.DOCUMENTATION)
-    assert set(spec) == set(PROFILE_KEYS)
+    assert set(spec) == set(PROFILE_KEYS) | {"variable_prefix"}
     assert spec["tls"]["choices"] == ["none", "opportunistic", "required", "implicit"]
     assert spec["allowlist"] == {"type": "list", "elements": "raw"}
 
@@ -73,6 +73,17 @@ def test_failure_lists_every_rule_with_variable_and_fix(run_action):
     assert {f["rule"] for f in result["findings"]} >= {"tls-required-port-587", "auth-credentials",
                                                        "allowlist-max-addresses", "allowlist-public"}
     assert "pw-pw-pw" not in json.dumps(result)
+
+
+def test_variable_prefix_names_the_callers_variables(run_action):
+    result = run_action(ActionModule, {"port": 465, "tls": "required", "domains": ["example.com"],
+                                       "allowlist": ["10.0.0.0/15"], "variable_prefix": "relay_"})
+    lines = result["msg"].splitlines()
+    assert lines[1].startswith("- relay_port [tls-required-port-587]: ") and " Fix: set relay_port: 587" in lines[1]
+    assert "relay_tls: required" in lines[1]
+    assert lines[2].startswith("- relay_allowlist[0] [allowlist-max-addresses]: ")
+    assert {f["variable"] for f in result["findings"]} >= {"relay_port", "relay_allowlist[0]"}
+    assert "variable_prefix" not in result["normalized"]
 
 
 def test_argument_spec_errors_fail_naming_the_option_and_hide_the_password(run_action):
