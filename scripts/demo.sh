@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The demo: real MTAs in containers relaying through a local stand-in for smtp-relay.gmail.com.
+#   scripts/demo.sh        set everything up, start the containers, run playbooks/site.yml, send mail, show the record
+#   scripts/demo.sh down   remove the demo's containers and network
+# Re-running is fast and idempotent: images and containers are reused, site.yml changes nothing the second time.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NETWORK=srt-demo RELAY=srt-demo-relay
+MTAS=(postfix sendmail)
+DEMO=$CACHE/demo
+
+down() {
+    local names=("$RELAY")
+    for mta in "${MTAS[@]}"; do names+=("srt-demo-$mta"); done
+    podman rm -f -t 2 "${names[@]}" >/dev/null 2>&1 || true
+    podman network rm -f "$NETWORK" >/dev/null 2>&1 || true
+    say "demo removed"
+}
+
+write_secrets() {
+    # One AUTH password per machine, never committed: the stand-in knows it as a user, the MTAs log in with it.
+    umask 077
+    [[ -s $DEMO/secrets.yml ]] || printf 'relay_auth_password: "%s"\n' "$(openssl rand -hex 16)" >"$DEMO/secrets.yml"
+    PASSWORD=$(sed -n 's/^relay_auth_password: "\(.*\)"$/\1/p' "$DEMO/secrets.yml")
+}
+
+start_relay() {
+    local subnet etc=$DEMO/relay/etc var=$DEMO/relay/var
+    mkdir -p "$etc" "$var"
+    podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
+    subnet=$(podman network inspect "$NETWORK" --format '{{range .Subnets}}{{.Subnet}} {{end}}' | awk '{print $1}')
+    cp "$PKI/relay.pem" "$etc/cert.pem" && cp "$PKI/relay.key" "$etc/key.pem" && chmod 600 "$etc"/*.pem
+    cat >"$etc/config.yml" <<YAML
+hostname: relay.smarthost.test
+tls: {cert: /etc/relay-standin/cert.pem, key: /etc/relay-standin/key.pem}
+record: /var/lib/relay-standin/record.jsonl
+require_tls: true
+allowlist: ["$subnet"]
+users:
+  postfix@example.com: "$PASSWORD"
+  sendmail@example.com: "$PASSWORD"
+allowed_senders: domain_addresses
+domains: [example.com]
+licenses: 100
+YAML
+    chmod 600 "$etc/config.yml"
+    if ! podman container exists "$RELAY"; then
+        podman run -d --name "$RELAY" --network "$NETWORK" --network-alias relay.smarthost.test \
+            -v "$ROOT:/opt/smarthost:ro" -v "$etc:/etc/relay-standin" -v "$var:/var/lib/relay-standin" \
+            localhost/smarthost-relay:latest >/dev/null
+    fi
+    podman start "$RELAY" >/dev/null
+}
+
+start_mtas() {
+    for mta in "${MTAS[@]}"; do
+        local name=srt-demo-$mta
+        podman container exists "$name" ||
+            podman run -d --name "$name" --hostname "$mta.example.com" --network "$NETWORK" --systemd=always \
+                localhost/smarthost-debian:12 /sbin/init >/dev/null
+        podman start "$name" >/dev/null
+    done
+}
+
+show_table() {
+    local map=()
+    for mta in "${MTAS[@]}"; do
+        map+=("$(podman inspect "srt-demo-$mta" --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')=srt-demo-$mta=$mta")
+    done
+    python3 "$ROOT/scripts/relay_table.py" "$DEMO/relay/var/record.jsonl" "${map[@]}"
+}
+
+up() {
+    "$ROOT/scripts/setup.sh"
+    mkdir -p "$DEMO"
+    write_secrets
+    say "starting the relay stand-in and one container per MTA on network $NETWORK"
+    start_relay
+    start_mtas
+    local inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-site.log
+    ansible-playbook -i "$inventory" "$ROOT/molecule/resources/trust_test_ca.yml" >"$CACHE/logs/demo-prepare.log"
+    say "running playbooks/site.yml (log: $log)"
+    ansible-playbook -i "$inventory" -e "@$DEMO/secrets.yml" "$ROOT/playbooks/site.yml" >"$log" 2>&1 ||
+        { tail -n 40 "$log"; die "site.yml failed; full log: $log"; }
+    grep -A10 '^PLAY RECAP' "$log" | sed '/^$/q'
+    say "what the relay stand-in received:"
+    show_table
+}
+
+case ${1:-up} in
+    up) up ;;
+    down) down ;;
+    *) die "usage: $0 [up|down]" ;;
+esac
