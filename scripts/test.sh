@@ -22,22 +22,16 @@ done
 if ((needs_images)); then "$ROOT/scripts/setup.sh"; else "$ROOT/scripts/setup.sh" --no-images; fi
 
 remove_leftovers() {
-    # A killed run may leave containers and networks behind: remove ours, by name.
-    local ids nets
-    mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep "^${SMARTHOST_PREFIX}-" || true)
-    ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
-    mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep "^${SMARTHOST_PREFIX}-" || true)
-    ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
+    # A killed run may leave containers and networks behind: remove those of the scenarios about to
+    # run, by name (srt-<scenario>-…, network srt-<scenario>), and nothing else.
+    local s ids nets
+    for s in $SCENARIOS; do
+        mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-${s}(-|\$)" || true)
+        ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
+        mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})\$" || true)
+        ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
+    done
     rm -rf "$CACHE/sanity"
-}
-
-tier_unit() {
-    pytest -q -p no:cacheprovider -n 2 tests/unit
-}
-
-tier_lint() {
-    yamllint -s .
-    ansible-lint --offline --profile production
 }
 
 sanity_venv() {
