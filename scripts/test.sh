@@ -26,7 +26,7 @@ remove_leftovers() {
     # run, by name (srt-<scenario>-…, network srt-<scenario>), and nothing else.
     local s ids nets
     for s in $SCENARIOS; do
-        mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-${s}(-|\$)" || true)
+        mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
         ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
         mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})\$" || true)
         ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
