@@ -1,0 +1,455 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""smarthost.relay.sendmail with real Sendmail, proven from the relay stand-in's record.
+
+The tests run in file order and build on each other. The converge left "auth" on 587 + STARTTLS + SMTP AUTH
+(certificate verified against the test CA file) and "helo" on port 25 with the IP allowlist and a HELO name in
+the customer's domain; later tests re-run the role (ansible-playbook converge.yml -e ...) where a case needs it.
+Measured numbers go to .cache/logs/sendmail-verify.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+
+SCENARIO = Path(__file__).resolve().parents[1]
+RELAY_CONTAINER = "srt-sendmail-relay"
+STANDIN_CONFIG = "/etc/relay-standin/config.yml"
+USER = "mta@example.com"
+PASSWORD = "sendmail-Relay-pw-41d7"  # the stand-in's test user (molecule.yml)
+# Unique per run, so that finding one in a log can only mean this run leaked it.
+NEW_PASSWORD = "Check-mode-pw-" + uuid.uuid4().hex[:10]
+WRONG_PASSWORD = "Wrong-pw-" + uuid.uuid4().hex[:10]
+HELO = "mail.example.com"
+TAG = uuid.uuid4().hex[:8]
+CF_FILES = ("/etc/mail/sendmail.cf", "/etc/mail/sendmail.mc", "/etc/mail/smarthost-relay.m4")
+RESULTS = {}
+
+AUTH = relay_record.group_hosts("auth")[0]
+HELO_MTA = relay_record.group_hosts("helo")[0]
+MTAS = [AUTH, HELO_MTA]
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+def podman(*args, stdin=None):
+    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def standin(**changes):
+    """Change the stand-in's config (it re-reads the file within 0.5 s); return the new config."""
+    config = yaml.safe_load(podman("exec", RELAY_CONTAINER, "cat", STANDIN_CONFIG))
+    config.update(changes)
+    podman("exec", "-i", RELAY_CONTAINER, "sh", "-c",
+           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
+           stdin=yaml.safe_dump(config))
+    time.sleep(1.5)
+    return config
+
+
+def run_playbook(playbook, extra=None, limit="auth", check=False, verbosity="-v"):
+    """ansible-playbook with extra vars, as a user would re-run the role; logged to the scenario's log."""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
+    if (ephemeral / "ansible.cfg").exists():
+        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra or {}, handle)
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / playbook),
+           "-e", "@" + handle.name, "--diff", "--limit", limit, verbosity] + (["--check"] if check else [])
+    start = time.monotonic()
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    os.unlink(handle.name)
+    RESULTS.setdefault("role_runs", []).append({"playbook": playbook, "vars": sorted(extra or {}), "check": check,
+                                                "rc": result.returncode,
+                                                "seconds": round(time.monotonic() - start, 1)})
+    return result
+
+
+def run_role(extra, **kwargs):
+    return run_playbook("converge.yml", extra, **kwargs)
+
+
+def recap(result, host=AUTH.backend.name):
+    """The PLAY RECAP counters of one host."""
+    for line in result.stdout.splitlines():
+        if line.startswith(host + " ") and "ok=" in line:
+            return {k: int(v) for k, v in (item.split("=") for item in line.split(":", 1)[1].split())}
+    raise AssertionError("no recap for %s:\n%s" % (host, result.stdout[-3000:]))
+
+
+def mid(label):
+    return "<%s.%s.%s@example.com>" % (label, TAG, uuid.uuid4().hex[:8])
+
+
+def send(host, sender, recipients, message_id, subject="test"):
+    """Submit one message with Sendmail's sendmail command (through the MSP) inside the MTA container.
+    sender None: no -f, the local user root sends."""
+    body = "To: %s\nSubject: %s\nMessage-ID: %s\n\nsmarthost.relay sendmail scenario\n" % (
+        ", ".join(recipients), subject, message_id)
+    sender_args = "" if sender is None else "-f %s" % shlex.quote(sender or "<>")
+    cmd = "printf %%s %s | /usr/sbin/sendmail -i %s -- %s" % (
+        shlex.quote(body), sender_args, " ".join(shlex.quote(r) for r in recipients))
+    result = host.run(cmd)
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+QUEUE_LINE = re.compile(r"^([0-9A-Za-z]{14})[*X-]?\s")
+
+
+def queue(host):
+    """The MTA queue: {queue id: text of its mailq entry}."""
+    entries, current = {}, None
+    for line in host.run("mailq -Ac 2>/dev/null; mailq 2>/dev/null").stdout.splitlines():
+        match = QUEUE_LINE.match(line)
+        if match:
+            current = match.group(1)
+            entries[current] = line
+        elif current and line.startswith((" ", "\t")):
+            entries[current] += "\n" + line.strip()
+        else:
+            current = None
+    return entries
+
+
+def wait_for(predicate, timeout=90, interval=1.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def arrived(relay, message_id, count=1, timeout=90):
+    found = relay_record.wait_for_transactions(relay, count=count, timeout=timeout, message_id=message_id,
+                                               verdict="accepted")
+    assert len(found) >= count, "%s: %d of %d transactions arrived" % (message_id, len(found), count)
+    return found
+
+
+def sha(host, *paths):
+    return host.check_output("sha256sum %s" % " ".join(paths))
+
+
+def daemon_pid(host):
+    pid = host.check_output("head -n 1 /run/sendmail/mta/sendmail.pid").strip()
+    assert host.run("kill -0 %s" % pid).rc == 0
+    return pid
+
+
+def client_ip(host):
+    return host.interface("eth0").addresses[0]
+
+
+def connections(relay, **match):
+    return [r for r in relay_record.read_record(relay)
+            if r.get("kind") == "connection" and all(r.get(k) == v for k, v in match.items())]
+
+
+@pytest.fixture(scope="module")
+def relay():
+    return relay_record.relay()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def results_file():
+    yield
+    out = Path(os.environ.get("SMARTHOST_ROOT", SCENARIO.parents[1])) / ".cache" / "logs" / "sendmail-verify.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(RESULTS, indent=2, sort_keys=True))
+
+
+# --- the converged state ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
+def test_converged_sendmail_cf(host):
+    cf = host.file("/etc/mail/sendmail.cf").content_string
+    port = 587 if host is AUTH else 25
+    assert "\nDS[relay.smarthost.test]\n" in cf
+    assert re.search(r"^Mrelay,.*\n(\s.*\n)*?\s+A=TCP \$h %d$" % port, cf, re.MULTILINE), "relay mailer port"
+    for option in ("O Timeout.datafinal=1h", "O ConnectionCacheSize=2", "O ConnectionCacheTimeout=5m",
+                   "O DeliveryMode=q", "O MinQueueAge=10s",
+                   "O DaemonPortOptions=Family=inet, Name=MTA-v4, Port=smtp, Addr=127.0.0.1"):
+        assert "\n%s\n" % option in cf, option
+    assert cf.count("O DaemonPortOptions=") == 1
+    assert "r=1," in cf  # null-sender mail: one recipient per transaction
+    assert host.check_output("grep -c 'smarthost-relay.m4' /etc/mail/sendmail.mc") == "1"
+    assert host.run("ls /etc/mail/sendmail.cf.*~ /etc/mail/sendmail.mc.*~").rc == 0  # backups kept
+    assert not host.file("/etc/mail/sendmail.cf.smarthost-new").exists
+    if host is AUTH:
+        assert "\nO CACertFile=/usr/local/share/ca-certificates/smarthost-test-ca.crt\n" in cf
+        assert "SLocal_tls_server" in cf and "<VERIFY + CN:relay.smarthost.test>" in cf
+        assert "Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo" in cf
+        assert "\nDMexample.com\n" in cf  # masquerading: relay_allowed_senders is domain_addresses
+        for path, mode in (("/etc/mail/smarthost-relay", 0o700), ("/etc/mail/smarthost-relay/authinfo", 0o600),
+                           ("/etc/mail/smarthost-relay/authinfo.db", 0o600)):
+            f = host.file(path)
+            assert (f.user, f.group, f.mode) == ("root", "root", mode), path
+        assert host.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0  # no stale copy of the password
+    else:
+        assert "\nO HeloName=%s\n" % HELO in cf
+        assert "Kauthinfo" not in cf and "SLocal_tls_server" not in cf
+        assert "\nDM\n" in cf or "DMexample" not in cf  # any_address: no masquerading
+        assert not host.file("/etc/mail/smarthost-relay/authinfo").exists
+
+
+@pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
+def test_not_an_open_relay(host, relay):
+    listening = host.check_output("cat /proc/net/tcp | awk '$4 == \"0A\" {print $2}'").split()
+    assert "0100007F:0019" in listening and not [a for a in listening if a.endswith(":0019") and a != "0100007F:0019"]
+    # From another host, port 25 is closed.
+    probe = relay.run("python3 -c \"import socket; socket.create_connection(('%s', 25), 3)\"" % client_ip(host))
+    assert probe.rc != 0
+
+
+@pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
+def test_converge_test_delivery_arrived(host, relay):
+    tests = [r for r in relay_record.transactions(relay, client_ip=client_ip(host), verdict="accepted")
+             if (r.get("message_id") or "").startswith("<smarthost-relay-test.")]
+    assert tests and tests[0]["recipients"] == ["sendmail-test@example.net"]
+
+
+# --- 587 + STARTTLS + AUTH, masquerading ---------------------------------------------------------------------
+
+def test_587_starttls_auth_verified(relay):
+    message_id = mid("587")
+    send(AUTH, USER, ["someone@example.net"], message_id)
+    [record] = arrived(relay, message_id)
+    assert record["port"] == 587 and record["tls"] is True and record["tls_mode"] == "starttls"
+    assert record["auth_user"] == USER and record["helo"] == "mta-auth.corp.test"
+    assert record["sender"] == USER and record["recipients"] == ["someone@example.net"]
+    assert record["sender_params"].get("AUTH") is not None or "AUTH" in json.dumps(record["sender_params"])
+
+
+def test_local_sender_is_masqueraded(relay):
+    message_id = mid("root")
+    send(AUTH, None, ["someone@example.net"], message_id)  # root@mta-auth.corp.test
+    [record] = arrived(relay, message_id)
+    assert record["sender"] == "root@example.com", record["sender"]
+
+
+# --- 25, IP allowlist, HELO, foreign sender, bounce, null sender --------------------------------------------
+
+def test_25_allowlist_helo_foreign_sender_and_bounce(relay):
+    message_id = mid("foreign")
+    send(HELO_MTA, "someone@foreign.test", ["friend@example.net"], message_id)
+    [record] = arrived(relay, message_id)
+    assert record["port"] == 25 and record["helo"] == HELO and record["auth_user"] is None
+    assert record["client_ip"] == client_ip(HELO_MTA)
+    assert record["sender"] == "someone@foreign.test" and record["sender_rewritten"] == "postmaster@example.com"
+    # A real bounce: mail to an unknown local user makes Sendmail send a DSN (null sender) to the sender.
+    since = time.time() - 1
+    send(HELO_MTA, "someone@foreign.test", ["nosuchuser@localhost"], mid("bounce-me"))
+
+    def bounce():
+        found = [r for r in relay_record.transactions(relay, sender="", verdict="accepted")
+                 if r["recipients"] == ["someone@foreign.test"] and r.get("time", 0) >= since]
+        return found or None
+
+    [dsn] = wait_for(bounce, timeout=90, what="the bounce at the relay")
+    assert dsn["port"] == 25 and dsn["helo"] == HELO and dsn["sender_rewritten"] == "postmaster@example.com"
+
+
+def test_null_sender_two_recipients_two_transactions(relay):
+    message_id = mid("null")
+    send(HELO_MTA, "", ["one@example.net", "two@example.net"], message_id)
+    found = arrived(relay, message_id, count=2)
+    assert len(found) == 2
+    assert all(r["sender"] == "" and len(r["recipients"]) == 1 for r in found)
+    assert sorted(r["recipients"][0] for r in found) == ["one@example.net", "two@example.net"]
+    assert not relay_record.transactions(relay, message_id=message_id, verdict="refused")
+    RESULTS["null_sender_two_recipients"] = {"transactions": len(found),
+                                             "connections": len({r["connection"] for r in found})}
+
+
+# --- connection reuse ------------------------------------------------------------------------------------------
+
+def test_100_messages_few_connections(relay):
+    tag = "bulk-" + TAG
+    script = ("for i in $(seq 1 100); do printf 'Subject: bulk %%s\\nMessage-ID: <%s.%%s@example.com>\\n\\nx\\n' "
+              "$i $i | /usr/sbin/sendmail -i -f %s bulk$i@example.net & "
+              "[ $((i %% 10)) = 0 ] && wait; done; wait" % (tag, USER))
+    start = time.monotonic()
+    AUTH.check_output(script)
+    submitted = time.monotonic()
+
+    def all_arrived():
+        found = [r for r in relay_record.transactions(relay, verdict="accepted")
+                 if (r.get("message_id") or "").startswith("<%s." % tag)]
+        return found if len(found) >= 100 else None
+
+    found = wait_for(all_arrived, timeout=180, what="100 messages at the relay")
+    used = {r["connection"] for r in found}
+    RESULTS["bulk"] = {"messages": len(found), "connections": len(used),
+                       "max_per_connection": max(sum(1 for r in found if r["connection"] == c) for c in used),
+                       "submit_seconds": round(submitted - start, 1),
+                       "seconds": round(time.monotonic() - start, 1)}
+    assert all(r["tls"] and r["auth_user"] == USER for r in found)
+    assert len(used) <= 10, RESULTS["bulk"]
+
+
+# --- limit replies -----------------------------------------------------------------------------------------
+
+def test_peak_limit_450_is_retried_and_delivered(relay):
+    since = time.time() - 1
+    standin(faults=[{"stage": "rcpt", "reply": "450 4.2.1 Peak SMTP relay limit exceeded for customer.",
+                     "ports": [587], "for_seconds": 15}])
+    ids = [mid("peak") for _ in range(3)]
+    for message_id in ids:
+        send(AUTH, USER, ["peak@example.net"], message_id)
+
+    def deferred():
+        held = [text for text in queue(AUTH).values() if "4.2.1" in text]
+        return held if len(held) >= 3 else None
+
+    wait_for(deferred, timeout=60, what="three messages deferred with 450 4.2.1")
+    for message_id in ids:
+        arrived(relay, message_id, timeout=120)
+    standin(faults=[])
+    refused = [r for r in relay_record.transactions(relay, verdict="deferred") if r.get("time", 0) >= since]
+    bounces = [r for r in relay_record.transactions(relay, sender="") if r.get("time", 0) >= since
+               and r["recipients"] == [USER]]
+    RESULTS["peak_450"] = {"messages": 3, "deferred_attempts": len(refused), "bounces": len(bounces),
+                           "delivered": 3, "seconds": round(time.time() - since, 1)}
+    assert not bounces
+
+
+def test_daily_limit_550_is_bounced_by_sendmail(relay):
+    """Measured, not wanted: Sendmail has no setting that turns a 5xx reply into a retry (SoftBounce only
+    rewrites Sendmail's own replies), so a 550 5.4.5 from the relay bounces the message to its sender."""
+    since = time.time() - 1
+    standin(faults=[{"stage": "mail", "reply": "550 5.4.5 Daily SMTP relay limit exceeded for user.",
+                     "ports": [587], "times": 2}])
+    ids = [mid("daily") for _ in range(2)]
+    for message_id in ids:
+        send(AUTH, USER, ["daily@example.net"], message_id)
+
+    def bounced():
+        found = [r for r in relay_record.transactions(relay, sender="", verdict="accepted")
+                 if r["recipients"] == [USER] and r.get("time", 0) >= since]
+        return found if len(found) >= 2 else None
+
+    dsns = wait_for(bounced, timeout=90, what="two bounces to the sender")
+    standin(faults=[])
+    refused = [r for r in relay_record.transactions(relay, verdict="refused") if r.get("time", 0) >= since]
+    delivered = [r for message_id in ids for r in relay_record.transactions(relay, message_id=message_id,
+                                                                          verdict="accepted")]
+    RESULTS["daily_550"] = {"messages": 2, "refused": len(refused), "bounced_to_sender": len(dsns),
+                            "delivered_later": len(delivered), "left_in_queue": len(queue(AUTH))}
+    assert not delivered and len(refused) == 2
+
+
+# --- certificate verification, broken change, restart, rollback ----------------------------------------------
+
+def test_untrusted_certificate_gets_no_mail(relay):
+    standin(tls={"cert": "/etc/relay-standin/untrusted.pem", "key": "/etc/relay-standin/untrusted.key"})
+    since = time.time() - 1
+    message_id = mid("impostor")
+    send(AUTH, USER, ["someone@example.net"], message_id)
+
+    def held():
+        found = [qid for qid, text in queue(AUTH).items() if "454 4.7.0" in text]
+        return found or None
+
+    held_ids = wait_for(held, timeout=60, what="the message deferred by certificate verification")
+    impostor = [c for c in connections(relay, client_ip=client_ip(AUTH)) if c.get("time", 0) >= since]
+    assert impostor and all(c["tls"] and c["transactions"] == 0 for c in impostor), impostor
+    assert not relay_record.transactions(relay, message_id=message_id)
+    RESULTS["untrusted"] = {"connections": len(impostor), "transactions": 0, "queued": held_ids}
+
+
+def test_broken_change_keeps_previous_config_and_queue():
+    queued = set(queue(AUTH))
+    assert queued
+    before, pid = sha(AUTH, *CF_FILES), daemon_pid(AUTH)
+    result = run_role({"sendmail_mc_extra": ["LOCAL_CONFIG", "O NoSuchOption=smarthost"]})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "rolled back" in out and "-bt" in out and "NoSuchOption" in out, out[-3000:]
+    assert sha(AUTH, *CF_FILES) == before
+    assert daemon_pid(AUTH) == pid
+    assert queued <= set(queue(AUTH))
+
+
+def test_restart_keeps_the_queue():
+    queued = set(queue(AUTH))
+    pid = daemon_pid(AUTH)
+    result = run_role({"sendmail_queue_interval": "p6s"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result)["changed"] > 0
+    assert daemon_pid(AUTH) != pid
+    assert 'QUEUE_INTERVAL="p6s";' in AUTH.file("/etc/mail/sendmail.conf").content_string
+    assert queued <= set(queue(AUTH))
+
+
+def test_failed_test_delivery_rolls_back_and_queued_mail_flows(relay):
+    standin(tls={"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"})
+    queued = set(queue(AUTH))
+    before = sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf")
+    result = run_role({"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"}, verbosity="-vvv")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "rolled back" in out and "test message" in out, out[-3000:]
+    assert WRONG_PASSWORD not in out
+    assert base64.b64encode(WRONG_PASSWORD.encode()).decode() not in out
+    assert sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf") == before
+    assert AUTH.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0
+    # The mail held back by the impostor goes out with the previous (right) credentials.
+    assert queued
+    wait_for(lambda: not set(queue(AUTH)) & queued, timeout=90, what="the held message to leave the queue")
+    failures = [c for c in connections(relay, client_ip=client_ip(AUTH)) if c.get("auth_failures")]
+    RESULTS["wrong_password"] = {"connections_with_auth_failures": len(failures)}
+    assert failures
+
+
+def test_check_mode_reports_changes_changes_nothing_and_hides_the_password():
+    files = CF_FILES + ("/etc/mail/smarthost-relay/authinfo", "/etc/mail/smarthost-relay/authinfo.db")
+    before = sha(AUTH, *files)
+    result = run_role({"relay_auth_password": NEW_PASSWORD, "relay_helo_name": "mail2.example.com",
+                       "sendmail_queue_interval": "p6s"}, check=True, verbosity="-vvv")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert recap(result)["changed"] >= 2
+    assert "+define(`confHELO_NAME', `mail2.example.com')" in out  # diff mode shows the fragment
+    assert sha(AUTH, *files) == before
+    assert NEW_PASSWORD not in out and base64.b64encode(NEW_PASSWORD.encode()).decode() not in out
+
+
+def test_refusals_name_the_variable():
+    before = sha(AUTH, *CF_FILES)
+    result = run_playbook("refusals.yml")
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert "relay_tls=implicit (port 465) is not possible with Sendmail" in out
+    assert "sendmail_timeout_datafinal must be a Sendmail time value of at least one hour" in out
+    assert "NOT REFUSED" not in out
+    assert sha(AUTH, *CF_FILES) == before
+
+
+def test_no_secret_in_any_log():
+    log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.log"
+    text = log.read_text(errors="replace")
+    assert text, "no ansible log"
+    for secret in (PASSWORD, WRONG_PASSWORD, NEW_PASSWORD):
+        assert secret not in text
+        assert base64.b64encode(secret.encode()).decode() not in text
+    RESULTS["log_bytes_checked"] = len(text)
