@@ -1,0 +1,118 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A throw-away podman bed for the benchmarks: one network, the relay stand-in, N MTA containers.
+
+Everything is named srt-bench-…; ``Bed.down()`` removes it all. Needs scripts/lib.sh's environment
+(CONTAINERS_CONF, PATH with the venv) and the images from scripts/build-images.sh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench"
+PKI = Path(os.environ.get("SMARTHOST_PKI", ROOT / ".cache" / "pki"))
+NETWORK = "srt-bench"
+RELAY = "srt-bench-relay"
+PASSWORD_FILE = CACHE / "secrets.yml"
+
+
+def podman(*args, check=True):
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+
+
+class Bed:
+    def __init__(self, licenses=100000):
+        self.licenses = licenses
+        self.etc = CACHE / "relay" / "etc"
+        self.var = CACHE / "relay" / "var"
+        self.password = None
+
+    @property
+    def record(self):
+        return self.var / "record.jsonl"
+
+    def up(self):
+        self.down()
+        for path in (self.etc, self.var):
+            path.mkdir(parents=True, exist_ok=True)
+        podman("network", "create", NETWORK)
+        subnet = podman("network", "inspect", NETWORK, "--format", "{{range .Subnets}}{{.Subnet}} {{end}}").stdout.split()[0]
+        self.password = os.urandom(12).hex()
+        PASSWORD_FILE.write_text('relay_auth_password: "%s"\n' % self.password)
+        PASSWORD_FILE.chmod(0o600)
+        shutil.copy(PKI / "relay.pem", self.etc / "cert.pem")
+        shutil.copy(PKI / "relay.key", self.etc / "key.pem")
+        config = {
+            "hostname": "relay.smarthost.test",
+            "tls": {"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"},
+            "record": "/var/lib/relay-standin/record.jsonl",
+            "allowlist": [subnet],
+            "users": {"bench@example.com": self.password},
+            "domains": ["example.com"],
+            "licenses": self.licenses,
+        }
+        (self.etc / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+        podman("run", "-d", "--name", RELAY, "--network", NETWORK, "--network-alias", "relay.smarthost.test",
+               "-v", "%s:/opt/smarthost:ro" % ROOT, "-v", "%s:/etc/relay-standin" % self.etc,
+               "-v", "%s:/var/lib/relay-standin" % self.var, "localhost/smarthost-relay:latest")
+        return self
+
+    def add_hosts(self, names, image="localhost/smarthost-debian:12"):
+        for name in names:
+            podman("run", "-d", "--name", name, "--hostname", name.replace("srt-bench-", "") + ".example.com",
+                   "--network", NETWORK, "--systemd=always", image, "/sbin/init")
+        time.sleep(2)  # systemd settles
+
+    def remove_hosts(self, names):
+        if names:
+            podman("rm", "-f", "-t", "1", *names, check=False)
+
+    def down(self):
+        names = [n for n in podman("ps", "-a", "--format", "{{.Names}}").stdout.split() if n.startswith("srt-bench-")]
+        self.remove_hosts(names)
+        podman("network", "rm", "-f", NETWORK, check=False)
+        shutil.rmtree(CACHE / "relay", ignore_errors=True)
+
+    def transactions(self):
+        if not self.record.exists():
+            return []
+        with open(self.record, encoding="utf-8") as handle:
+            return [r for r in map(json.loads, filter(str.strip, handle)) if r.get("kind") == "transaction"]
+
+
+def write_inventory(path, groups, extra_vars=None):
+    """An inventory of podman containers: {group: [names]} plus shared vars."""
+    lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman",
+             "    ansible_python_interpreter: /usr/bin/python3"]
+    for key, value in (extra_vars or {}).items():
+        lines.append("    %s: %s" % (key, json.dumps(value)))
+    lines.append("  children:")
+    for group, names in groups.items():
+        lines.append("    %s:" % group)
+        lines.append("      hosts:")
+        lines.extend("        %s:" % name for name in names)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def run_playbook(inventory, playbook, *args, forks=5):
+    """Run ansible-playbook; return (seconds, {host: changed}, output). Raises on failure."""
+    cmd = ["ansible-playbook", "-i", str(inventory), "-f", str(forks), "-e", "@%s" % PASSWORD_FILE, str(playbook), *args]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stdout[-4000:] + proc.stderr[-2000:]))
+    changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(proc.stdout)}
+    return elapsed, changed, proc.stdout
