@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Render the exchange role's tasks the way ansible-playbook does, without a host.
+
+The role's defaults, vars and task files are loaded with ansible-core's
+DataLoader (trusted as templates, as for a role on disk); the relay settings
+come from the relay role's own task arguments run through the real relay
+rule engine; the task arguments are then templated with ansible-core's
+Templar, which drops omitted arguments as the task executor does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
+ROLE = os.path.join(ROOT, "roles", "exchange")
+RELAY_ROLE = os.path.join(ROOT, "roles", "relay")
+MODULES = os.path.join(ROOT, "plugins", "modules")
+COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
+
+
+def _install_collection_loader():
+    """Resolve ansible_collections.* and collection plugins (the relay_allowlist filter the role uses) as
+    ansible-playbook and ansible-test do: through ansible-core's collection finder, with this checkout
+    linked in as smarthost.relay."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+    parent = os.path.join(COLLECTIONS, "ansible_collections", "smarthost")
+    os.makedirs(parent, exist_ok=True)
+    link = os.path.join(parent, "relay")
+    if not os.path.lexists(link):
+        try:
+            os.symlink(ROOT, link)
+        except FileExistsError:  # another xdist worker won the race
+            pass
+    if any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
+        return
+    # A plain sys.path import of ansible_collections (tests/unit/plugins/conftest.py) would shadow the finder.
+    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
+        del sys.modules[name]
+    init_plugin_loader([COLLECTIONS])
+    importlib.invalidate_caches()
+
+
+_install_collection_loader()
+
+# pylint: disable=wrong-import-position
+from ansible.parsing.dataloader import DataLoader  # noqa: E402
+from ansible.template import Templar, trust_as_template  # noqa: E402
+
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile  # noqa: E402
+from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION as RELAY_DOC  # noqa: E402
+from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc  # noqa: E402
+
+# The hosts every rendering's inventory holds besides the one rendered.
+INVENTORY_HOSTS = ["ex01.corp.example.test", "ex02.corp.example.test", "edge01.dmz.example.test"]
+
+
+class RoleRenderer(object):
+    def __init__(self):
+        self.loader = DataLoader()
+
+    def load(self, *parts):
+        return self.loader.load_from_file(os.path.join(*parts), trusted_as_template=True) or {}
+
+    def tasks(self, name):
+        return self.load(ROLE, "tasks", name)
+
+    def module_task(self, task_file, module, index=0):
+        found = [task for task in self.tasks(task_file) if module in task]
+        assert found, "%s: no %s task" % (task_file, module)
+        return found[index]
+
+    def variables(self, host_vars=None, check_mode=False, inventory_hostname="ex-test"):
+        """Every variable a task of the role sees, with relay_settings as the relay role publishes it."""
+        host_vars = dict(host_vars or {})
+        variables = {}
+        variables.update(self.load(RELAY_ROLE, "defaults", "main.yml"))
+        variables.update(self.load(ROLE, "defaults", "main.yml"))
+        variables.update(self.load(ROLE, "vars", "main.yml"))
+        variables.update(host_vars)
+        hosts = [inventory_hostname] + INVENTORY_HOSTS
+        hostvars = {host: {} for host in hosts}
+        hostvars[inventory_hostname] = dict(host_vars)
+        variables.update({
+            "inventory_hostname": inventory_hostname,
+            "groups": {"all": hosts, "ungrouped": hosts},
+            "hostvars": hostvars,
+            "ansible_play_hosts_all": [inventory_hostname],
+            "ansible_check_mode": check_mode,
+        })
+        variables["relay_settings"] = self.relay_settings(variables)
+        return variables
+
+    def relay_settings(self, variables):
+        """The relay role's check task, templated and run through the relay rule engine."""
+        task = self.load(RELAY_ROLE, "tasks", "main.yml")[0]
+        args = Templar(loader=self.loader, variables=variables).template(task["smarthost.relay.relay_settings_check"])
+        params, errors, dummy = validate_from_doc(RELAY_DOC, args)
+        assert not errors, errors
+        params.pop("variable_prefix")
+        report = check_profile({key: value for key, value in params.items() if value is not None})
+        assert not report.errors, [finding.format() for finding in report.errors]
+        return report.normalized
+
+    def render(self, task_file, module, host_vars=None, check_mode=False, item=None, index=0):
+        """The module arguments the task sends, after templating (omitted ones removed)."""
+        variables = self.variables(host_vars, check_mode)
+        if item is not None:
+            variables["item"] = item
+        task = self.module_task(task_file, module, index)
+        return Templar(loader=self.loader, variables=variables).template(task[module])
+
+    def template(self, expression, host_vars=None, check_mode=False):
+        variables = self.variables(host_vars, check_mode)
+        return Templar(loader=self.loader, variables=variables).template(trust_as_template(expression))
+
+
+@pytest.fixture(scope="session")
+def role():
+    return RoleRenderer()
+
+
+def powershell_spec(name):
+    """The argument spec a module's .ps1 declares, read with the PowerShell grammar."""
+    spec = importlib.util.spec_from_file_location(
+        "exchange_pstree", os.path.join(ROOT, "tests", "unit", "plugins", "modules", "fixtures", "exchange", "pstree.py"))
+    if spec.name not in sys.modules:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    pstree = sys.modules[spec.name]
+    return pstree.Script.from_path(os.path.join(MODULES, name + ".ps1")).variable_value("spec")
+
+
+def validate_module_args(name, args):
+    """Validate arguments with ansible-core's ArgumentSpecValidator against the .ps1's own spec
+    (the same rules Ansible.Basic applies: types, choices, required, required_if, required_together)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = powershell_spec(name)
+    validator = ArgumentSpecValidator(spec["options"], required_together=spec.get("required_together"),
+                                      required_if=spec.get("required_if"))
+    return validator.validate(dict(args))
