@@ -152,3 +152,87 @@ def validate_module_args(name, args):
     validator = ArgumentSpecValidator(spec["options"], required_together=spec.get("required_together"),
                                       required_if=spec.get("required_if"))
     return validator.validate(dict(args))
+
+
+# --- ansible-playbook runs (test_exchange_playbook.py) ------------------------------------------------
+# They take seconds of CPU each, so they start in the background as soon as collection is done and run
+# while the other tests do; the tests that read them wait for them.
+PLAYBOOKS = os.path.join(HERE, "playbooks")
+PLAYBOOK_RUNS = {
+    "syntax": ["--syntax-check"],
+    "run": ["--limit", "exchange"],
+    "check": ["--check", "--limit", "exchange_check"],
+}
+_RUNNING = {}
+
+
+def ansible_playbook():
+    import shutil
+
+    candidate = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return candidate if os.path.exists(candidate) else shutil.which("ansible-playbook")
+
+
+def _start_playbooks(workdir):
+    import subprocess
+
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_FORKS": "8",
+        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
+        "ANSIBLE_HOME": os.path.join(workdir, "home"),
+    })
+    for name, extra in PLAYBOOK_RUNS.items():
+        out = open(os.path.join(workdir, name + ".out"), "wb")  # pylint: disable=consider-using-with
+        err = open(os.path.join(workdir, name + ".err"), "wb")  # pylint: disable=consider-using-with
+        command = [ansible_playbook(), "-i", os.path.join(PLAYBOOKS, "inventory.yml"), os.path.join(PLAYBOOKS, "site.yml")]
+        process = subprocess.Popen(command + extra, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)  # pylint: disable=consider-using-with
+        _RUNNING[name] = (process, out, err)
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly or ansible_playbook() is None or _RUNNING:
+        return
+    if any(item.nodeid.split("::")[0].endswith("test_exchange_playbook.py") for item in session.items):
+        import tempfile
+
+        _start_playbooks(tempfile.mkdtemp(prefix="exchange-playbook-"))
+
+
+def pytest_sessionfinish(session):
+    del session
+    for process, out, err in _RUNNING.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        out.close()
+        err.close()
+
+
+@pytest.fixture(scope="session")
+def playbook_runs():
+    """{name: (returncode, stdout, stderr)} of the three ansible-playbook runs."""
+    import subprocess
+
+    if ansible_playbook() is None:
+        pytest.skip("ansible-playbook is not installed")
+    if not _RUNNING:
+        import tempfile
+
+        _start_playbooks(tempfile.mkdtemp(prefix="exchange-playbook-"))
+    results = {}
+    for name, (process, out, err) in _RUNNING.items():
+        try:
+            process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        out.flush()
+        err.flush()
+        with open(out.name, encoding="utf-8") as stdout, open(err.name, encoding="utf-8") as stderr:
+            results[name] = (process.returncode, stdout.read(), stderr.read())
+    return results
