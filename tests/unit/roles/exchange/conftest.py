@@ -189,7 +189,7 @@ def _start_playbooks(workdir):
     for name, extra in PLAYBOOK_RUNS.items():
         out = open(os.path.join(workdir, name + ".out"), "wb")  # pylint: disable=consider-using-with
         err = open(os.path.join(workdir, name + ".err"), "wb")  # pylint: disable=consider-using-with
-        command = [ansible_playbook(), "-i", os.path.join(PLAYBOOKS, "inventory.yml"), os.path.join(PLAYBOOKS, "site.yml")]
+        command = [ansible_playbook(), "-i", os.path.join(HERE, "inventory", "hosts.yml"), os.path.join(PLAYBOOKS, "site.yml")]
         process = subprocess.Popen(command + extra, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)  # pylint: disable=consider-using-with
         _RUNNING[name] = (process, out, err)
 
@@ -215,7 +215,7 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def playbook_runs():
-    """{name: (returncode, stdout, stderr)} of the three ansible-playbook runs."""
+    """{name: (returncode, stdout, stderr)} of the ansible-playbook runs."""
     import subprocess
 
     if ansible_playbook() is None:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The role through ansible-playbook, against Windows hosts that cannot be
-reached (WinRM on a closed loopback port; playbooks/inventory.yml).
+reached (WinRM on a closed loopback port; inventory/hosts.yml).
 
 Bad settings stop on the controller, at the relay role's check or at the
 role's own checks, and no task that needs the host ever starts for them. Good
@@ -21,7 +21,7 @@ HOST_TASK = "smarthost.relay.exchange_"
 
 
 def results(output):
-    """{host: [(task name, action, result)]} in play order."""
+    """{host: [(task name, action, result)]} in play order, and the run's stats."""
     report = json.loads(output)
     per_host = {}
     for play in report["plays"]:
@@ -63,6 +63,12 @@ def check(playbook_runs):
     rc, out, err = playbook_runs["check"]
     assert rc == 2, err[-2000:]
     return results(out) + (out + err,)
+
+
+def test_modes(run, check):
+    for per_host, expected in ((run[0], "check mode: False"), (check[0], "check mode: True")):
+        for host, entries in per_host.items():
+            assert entries[0][0] == "Report the mode" and entries[0][2]["msg"] == expected, host
 
 
 def test_syntax_check(playbook_runs):
@@ -132,6 +138,8 @@ def test_good_settings_reach_the_first_host_task(run):
 def test_check_mode_gets_through_the_controller_side(check):
     per_host, stats, output = check
     assert sorted(per_host) == ["ex-check-bad-relay", "ex-check-edge-good", "ex-check-good"]
+    for host in per_host:
+        assert all(result.get("changed") is not True for dummy, dummy2, result in per_host[host])
     (name, action, result), dummy = stopped_at(per_host, "ex-check-bad-relay")
     assert action == "smarthost.relay.relay_settings_check" and "relay_port [tls-required-port-587]" in result["msg"]
     assert not [entry for entry in per_host["ex-check-bad-relay"] if entry[1].startswith(HOST_TASK)]
