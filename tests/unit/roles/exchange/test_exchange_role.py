@@ -115,9 +115,10 @@ def test_no_log_follows_relay_no_log(role):
     # No certificate validation asked for: encryption only.
     (dict(BASE, relay_tls_verify=False), {"tls_auth_level": "EncryptionOnly", "tls_domain": None}),
     # Opportunistic TLS: port 25, TLS not required, no authentication level.
-    (dict(BASE, relay_tls="opportunistic", relay_port=25), {"port": 25, "require_tls": False, "ignore_starttls": False,
-                                             "tls_auth_level": None, "tls_domain": None}),
-    (dict(BASE, relay_tls="none", relay_port=25), {"port": 25, "require_tls": False, "ignore_starttls": True, "tls_auth_level": None}),
+    (dict(BASE, relay_tls="opportunistic", relay_port=25),
+     {"port": 25, "require_tls": False, "ignore_starttls": False, "tls_auth_level": None, "tls_domain": None}),
+    (dict(BASE, relay_tls="none", relay_port=25),
+     {"port": 25, "require_tls": False, "ignore_starttls": True, "tls_auth_level": None}),
     # Optional settings pass through; the play's hosts are the default source servers.
     (dict(BASE, exchange_max_message_size="35MB", exchange_connection_inactivity_timeout="00:15:00",
           exchange_source_servers=[], exchange_domain_controller="dc01.corp.example.test"),
