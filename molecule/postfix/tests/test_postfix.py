@@ -68,7 +68,8 @@ def standin(**changes):
 def run_role(extra, limit=DEB12.backend.name, check=False, verbosity="-v"):
     """ansible-playbook converge.yml with extra vars, as a user would re-run the role."""
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
     if (ephemeral / "ansible.cfg").exists():
         env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -79,8 +80,10 @@ def run_role(extra, limit=DEB12.backend.name, check=False, verbosity="-v"):
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     os.unlink(handle.name)
     OUTPUTS.append(result.stdout + result.stderr)
+    slowest = result.stdout.split("TASKS RECAP", 1)[-1].splitlines()[3:8] if "TASKS RECAP" in result.stdout else []
     RESULTS.setdefault("role_runs", []).append({"vars": sorted(extra), "check": check, "rc": result.returncode,
-                                                "seconds": round(time.monotonic() - start, 1)})
+                                                "seconds": round(time.monotonic() - start, 1),
+                                                "slowest_tasks": [" ".join(line.split()) for line in slowest]})
     return result
 
 
