@@ -256,7 +256,7 @@ def test_limit_replies_are_deferred_and_retried_never_bounced(relay):
         {"stage": "rcpt", "reply": "550 5.4.5 Daily SMTP relay limit exceeded for user.", "times": 2},
         {"stage": "rcpt", "reply": "550 5.7.1 Daily SMTP relay limit exceeded for customer.", "times": 1},
     ])
-    ids = [mid("limit") for _ in range(3)]
+    ids = [mid("limit-%d" % n) for n in range(3)]
     for message_id in ids:
         send(DEB12, USER, ["limited@example.net"], message_id)
 
