@@ -28,13 +28,14 @@ MODULES = os.path.join(ROOT, "plugins", "modules")
 COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
 
 
-def _install_collection_loader():
-    """Resolve ansible_collections.* and collection plugins (the relay_allowlist filter the role uses) as
-    ansible-playbook and ansible-test do: through ansible-core's collection finder, with this checkout
-    linked in as smarthost.relay."""
-    from ansible.plugins.loader import init_plugin_loader
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-
+def _make_collection_importable():
+    # The same link and sys.path entry tests/unit/plugins/conftest.py makes (ansible-test units uses its own
+    # collection loader instead): ansible_collections.smarthost.relay is this checkout.
+    try:
+        importlib.import_module("ansible_collections.smarthost.relay.plugins.module_utils._relay.constants")
+        return
+    except ImportError:
+        pass
     parent = os.path.join(COLLECTIONS, "ansible_collections", "smarthost")
     os.makedirs(parent, exist_ok=True)
     link = os.path.join(parent, "relay")
@@ -43,21 +44,20 @@ def _install_collection_loader():
             os.symlink(ROOT, link)
         except FileExistsError:  # another xdist worker won the race
             pass
-    if any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
-        return
-    # A plain sys.path import of ansible_collections (tests/unit/plugins/conftest.py) would shadow the finder.
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
     for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
         del sys.modules[name]
-    init_plugin_loader([COLLECTIONS])
     importlib.invalidate_caches()
 
 
-_install_collection_loader()
+_make_collection_importable()
 
 # pylint: disable=wrong-import-position
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.template import Templar, trust_as_template  # noqa: E402
 
+from ansible_collections.smarthost.relay.plugins.filter.relay_allowlist import FilterModule  # noqa: E402
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile  # noqa: E402
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION as RELAY_DOC  # noqa: E402
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc  # noqa: E402
@@ -66,9 +66,20 @@ from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import va
 INVENTORY_HOSTS = ["ex01.corp.example.test", "ex02.corp.example.test", "edge01.dmz.example.test"]
 
 
+# The collection's filters the role uses, registered by name in each Templar (ansible-playbook finds them
+# through its collection loader; these tests import the collection by a plain sys.path entry).
+COLLECTION_FILTERS = {"smarthost.relay." + name: function for name, function in FilterModule().filters().items()}
+
+
 class RoleRenderer(object):
     def __init__(self):
         self.loader = DataLoader()
+
+    def templar(self, variables):
+        templar = Templar(loader=self.loader, variables=variables)
+        for name, function in COLLECTION_FILTERS.items():
+            templar.environment.filters[name] = function
+        return templar
 
     def load(self, *parts):
         return self.loader.load_from_file(os.path.join(*parts), trusted_as_template=True) or {}
@@ -105,7 +116,7 @@ class RoleRenderer(object):
     def relay_settings(self, variables):
         """The relay role's check task, templated and run through the relay rule engine."""
         task = self.load(RELAY_ROLE, "tasks", "main.yml")[0]
-        args = Templar(loader=self.loader, variables=variables).template(task["smarthost.relay.relay_settings_check"])
+        args = self.templar(variables).template(task["smarthost.relay.relay_settings_check"])
         params, errors, dummy = validate_from_doc(RELAY_DOC, args)
         assert not errors, errors
         params.pop("variable_prefix")
@@ -119,11 +130,11 @@ class RoleRenderer(object):
         if item is not None:
             variables["item"] = item
         task = self.module_task(task_file, module, index)
-        return Templar(loader=self.loader, variables=variables).template(task[module])
+        return self.templar(variables).template(task[module])
 
     def template(self, expression, host_vars=None, check_mode=False):
         variables = self.variables(host_vars, check_mode)
-        return Templar(loader=self.loader, variables=variables).template(trust_as_template(expression))
+        return self.templar(variables).template(trust_as_template(expression))
 
 
 @pytest.fixture(scope="session")
