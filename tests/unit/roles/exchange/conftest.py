@@ -171,8 +171,7 @@ def validate_module_args(name, args):
 PLAYBOOKS = os.path.join(HERE, "playbooks")
 PLAYBOOK_RUNS = {
     "syntax": ["--syntax-check"],
-    "run": ["--limit", "exchange"],
-    "check": ["--check", "--limit", "exchange_check"],
+    "check": ["--check"],
 }
 _RUNNING = {}
 
