@@ -205,7 +205,8 @@ def _start_playbooks(workdir):
 
 
 def pytest_collection_finish(session):
-    if session.config.option.collectonly or ansible_playbook() is None or _RUNNING:
+    # Under pytest-xdist every worker collects everything: there the runs start when a test needs them.
+    if session.config.option.collectonly or ansible_playbook() is None or _RUNNING or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     if any(item.nodeid.split("::")[0].endswith("test_exchange_playbook.py") for item in session.items):
         import tempfile
