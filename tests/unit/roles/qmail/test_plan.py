@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role's own plan (tasks/plan.yml, vars/main.yml) for a matrix of settings: every control file byte for byte,
+which files change, which are written, and the restart command for each supervisor.
+
+ansible-playbook runs the real task file on the controller (connection local, nothing on a host changes), with
+relay_settings and the probe's findings (__qmail_current, __qmail_detected) given per case.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+
+import pytest
+
+from qmail_role_helpers import ROLE, make_runner, role_defaults
+
+HEADER = ("# Written by Ansible (smarthost.relay.qmail): internal domains first, the relay (catch-all) last.\n"
+          "# qmail-remote tries the recipient's host, then its .suffixes (longest first), then the empty domain.\n")
+OK = "root:qmail:644"
+
+
+def relay(**changes):
+    settings = {"host": "smtp-relay.gmail.com", "port": 587, "tls": "required", "tls_verify": True, "tls_ca_file": None,
+                "auth": False, "helo_name": None, "customer_domain": "example.com", "throttles": None}
+    settings.update(changes)
+    return settings
+
+
+def found(files=None, **detected):
+    """The probe's findings: control files (name -> content, all root:qmail 0644) and other detections."""
+    files = files or {}
+    result = {"control_dir": "/var/qmail/control", "group": "qmail"}
+    for name in files:
+        result["stat." + name] = detected.pop("stat_" + name, OK)
+    result.update(detected)
+    return {"__qmail_current": files, "__qmail_detected": result}
+
+
+# case -> (variables, expected files (name -> bytes), changing, written)
+CASES = {
+    # the service document's line, nothing else: relay_tls none on port 25, no HELO rule to satisfy
+    "catch-all-only": (
+        dict(relay_settings=relay(port=25, tls="none", tls_verify=False), **found()),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"},
+        ["smtproutes", "timeoutremote"], ["smtproutes", "timeoutremote"]),
+    # TLS required: the catch-all goes to the local STARTTLS client; HELO and concurrency from the relay settings
+    "starttls-client": (
+        dict(relay_settings=relay(helo_name="mail.example.com", throttles={"concurrency": 3}), **found()),
+        {"smtproutes": HEADER + ":127.0.0.1:2525\n", "timeoutremote": "1200\n", "helohost": "mail.example.com\n",
+         "concurrencyremote": "3\n"},
+        ["smtproutes", "timeoutremote", "helohost", "concurrencyremote"],
+        ["smtproutes", "timeoutremote", "helohost", "concurrencyremote"]),
+    "implicit-other-port": (
+        dict(relay_settings=relay(port=465, tls="implicit"), qmail_stunnel_address="127.0.0.2", qmail_stunnel_port=4650,
+             **found()),
+        {"smtproutes": HEADER + ":127.0.0.2:4650\n", "timeoutremote": "1200\n"}, None, None),
+    # internal, .domain and MX routes first, kept routes next (as written), the catch-all last; me and
+    # timeoutsmtpd (600, below the document's 900, raised to 1200); timeoutremote already right: not written
+    "routes-kept": (
+        dict(relay_settings=relay(port=25, tls="opportunistic", tls_verify=False, helo_name="mail.example.com"),
+             qmail_internal_routes=["corp.example.com:mail.corp.example.com",
+                                    {"domain": ".corp.example.com", "relay": "mail.corp.example.com", "port": 2526},
+                                    {"domain": "legacy.example.com"}],
+             qmail_keep_routes=["lists.example.com", ".Partner.example.org", "gone.example.com"],
+             qmail_me="mx.example.com",
+             **found({"smtproutes": "# by hand\nlists.example.com:lists-mx.example.com:2527\n"
+                                    ".partner.example.org:gw.partner.example.org\nold.example.com:old\n:old-relay\n",
+                      "timeoutremote": "1200\n", "timeoutsmtpd": "600\n", "helohost": "old.example.net\n"})),
+        {"smtproutes": HEADER + "corp.example.com:mail.corp.example.com\n.corp.example.com:mail.corp.example.com:2526\n"
+                                "legacy.example.com:\nlists.example.com:lists-mx.example.com:2527\n"
+                                ".partner.example.org:gw.partner.example.org\n:smtp-relay.gmail.com:25\n",
+         "timeoutremote": "1200\n", "helohost": "mail.example.com\n", "me": "mx.example.com\n", "timeoutsmtpd": "1200\n"},
+        ["smtproutes", "helohost", "me", "timeoutsmtpd"], ["smtproutes", "helohost", "me", "timeoutsmtpd"]),
+    # timeoutsmtpd at 900 or more, or unreadable as a number (qmail then uses its default 1200): left alone
+    "timeoutsmtpd-900-left": (
+        dict(relay_settings=relay(port=25, tls="none"), **found({"timeoutsmtpd": "900\n"})),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"}, None, None),
+    "timeoutsmtpd-garbage-left": (
+        dict(relay_settings=relay(port=25, tls="none"), **found({"timeoutsmtpd": "soon\n"})),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"}, None, None),
+    "timeoutsmtpd-explicit": (
+        dict(relay_settings=relay(port=25, tls="none"), qmail_timeoutsmtpd=1800, qmail_timeoutremote=900,
+             **found({"timeoutsmtpd": "900\n"})),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "900\n", "timeoutsmtpd": "1800\n"},
+        None, None),
+    # an explicit concurrency wins over the one derived from licences
+    "concurrency-explicit": (
+        dict(relay_settings=relay(port=25, tls="none", throttles={"concurrency": 2}), qmail_concurrencyremote=50, **found()),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n", "concurrencyremote": "50\n"},
+        None, None),
+    # everything already right: nothing changes, nothing is written (no round trip to the host)
+    "idempotent": (
+        dict(relay_settings=relay(port=25, tls="none"),
+             **found({"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"})),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"}, [], []),
+    # right content, wrong owner or mode: written again, but nothing changes for qmail (no backup, no restart)
+    "permissions-only": (
+        dict(relay_settings=relay(port=25, tls="none"),
+             **found({"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"},
+                     stat_smtproutes="root:root:600")),
+        {"smtproutes": HEADER + ":smtp-relay.gmail.com:25\n", "timeoutremote": "1200\n"}, [], ["smtproutes"]),
+}
+
+# case -> (variables, expected supervisor, expected argv)
+RESTARTS = {
+    "auto-daemontools": ({"__qmail_detected": {"svc": "/usr/local/bin/svc", "service_dir": "/etc/service",
+                                               "qmailctl": "/var/qmail/bin/qmailctl", "systemd_unit": "qmail.service"}},
+                         "daemontools", ["/usr/local/bin/svc", "-t", "/etc/service/qmail-send"]),
+    "auto-svc-without-service": ({"__qmail_detected": {"svc": "/usr/bin/svc", "qmailctl": "/usr/bin/qmailctl"}},
+                                 "qmailctl", ["/usr/bin/qmailctl", "restart"]),
+    "auto-qmailctl": ({"__qmail_detected": {"qmailctl": "/var/qmail/bin/qmailctl"}},
+                      "qmailctl", ["/var/qmail/bin/qmailctl", "restart"]),
+    "auto-systemd": ({"__qmail_detected": {"systemd_unit": "qmail-send.service"}},
+                     "systemd", ["systemctl", "restart", "qmail-send.service"]),
+    "auto-nothing": ({"__qmail_detected": {}}, "none", []),
+    "named-daemontools": ({"qmail_supervisor": "daemontools", "__qmail_detected": {}},
+                          "daemontools", ["svc", "-t", "/service/qmail-send"]),
+    "named-daemontools-dir": ({"qmail_supervisor": "daemontools", "qmail_service_dir": "/var/service",
+                               "__qmail_detected": {"svc": "/command/svc"}},
+                              "daemontools", ["/command/svc", "-t", "/var/service/qmail-send"]),
+    "named-qmailctl": ({"qmail_supervisor": "qmailctl", "qmail_dir": "/opt/qmail", "__qmail_detected": {}},
+                       "qmailctl", ["/opt/qmail/bin/qmailctl", "restart"]),
+    "named-systemd-unit": ({"qmail_supervisor": "systemd", "qmail_systemd_unit": "notqmail.service",
+                            "__qmail_detected": {}}, "systemd", ["systemctl", "restart", "notqmail.service"]),
+    "command": ({"qmail_supervisor": "command", "qmail_restart_command": ["/usr/local/sbin/mail-restart", "--soft"],
+                 "__qmail_detected": {"svc": "/usr/bin/svc", "service_dir": "/service"}},
+                "command", ["/usr/local/sbin/mail-restart", "--soft"]),
+    "none": ({"qmail_supervisor": "none", "__qmail_detected": {"svc": "/usr/bin/svc", "service_dir": "/service"}},
+             "none", []),
+}
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """Run the role's plan.yml for every case at once; case name -> what the role computed."""
+    runner = make_runner(tmp_path_factory.mktemp("runner"))
+    hosts = {}
+    for name, (variables, dummy, dummy2, dummy3) in CASES.items():
+        hosts["plan-" + name] = dict(role_defaults(), **variables)
+    for name, (variables, dummy, dummy2) in RESTARTS.items():
+        base = dict(role_defaults(), relay_settings=relay(), **found())
+        base.update(variables)
+        hosts["restart-" + name] = base
+    for host in hosts.values():
+        host.update(ansible_connection="local", ansible_python_interpreter=os.environ.get("PYTHON", "python3"))
+    playbook = [{
+        "name": "The role's plan, per case",
+        "hosts": "cases",
+        "gather_facts": False,
+        "vars_files": [os.path.join(ROLE, "vars", "main.yml"), os.path.join(ROLE, "vars", "Debian.yml")],
+        "tasks": [
+            {"name": "Plan", "ansible.builtin.import_tasks": os.path.join(ROLE, "tasks", "plan.yml"),
+             "when": "inventory_hostname is match('plan-')"},
+            {"name": "Show what was planned",
+             "ansible.builtin.debug": {
+                 "msg": "PLANNED {{ inventory_hostname }} {{ {'files': __qmail_files | default(none),"
+                        " 'changing': __qmail_changing | default(none), 'writes': __qmail_writes | default(none),"
+                        " 'supervisor': __qmail_supervisor, 'argv': __qmail_restart_argv} | to_json | b64encode }}"}},
+        ],
+    }]
+    result = runner(playbook, {"all": {"children": {"cases": {"hosts": hosts}}}})
+    assert result.returncode == 0, result.stdout[-5000:]
+    planned = {host: json.loads(base64.b64decode(data)) for host, data in re.findall(r"PLANNED (\S+) ([A-Za-z0-9+/=]+)", result.stdout)}
+    assert sorted(planned) == sorted(hosts)
+    return planned
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_control_files_byte_for_byte(planned, case):
+    dummy, expected, changing, writes = CASES[case]
+    got = planned["plan-" + case]
+    assert {f["name"]: f["content"] for f in got["files"]} == expected
+    assert got["files"][0]["name"] == "smtproutes"
+    if changing is not None:
+        assert sorted(got["changing"]) == sorted(changing)
+        assert sorted(got["writes"]) == sorted(writes)
+
+
+@pytest.mark.parametrize("case", sorted(RESTARTS))
+def test_restart_command(planned, case):
+    dummy, supervisor, argv = RESTARTS[case]
+    got = planned["restart-" + case]
+    assert (got["supervisor"], got["argv"]) == (supervisor, argv)
