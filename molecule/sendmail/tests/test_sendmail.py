@@ -40,6 +40,9 @@ HELO = "mail.example.com"
 TAG = uuid.uuid4().hex[:8]
 CF_FILES = ("/etc/mail/sendmail.cf", "/etc/mail/sendmail.mc", "/etc/mail/smarthost-relay.m4")
 RESULTS = {}
+# The scenario logs every ansible-playbook run to ANSIBLE_LOG_PATH (the secret check reads it); the
+# inventory dumps that testinfra asks ansible-inventory for (the test bed's own credentials) stay out of it.
+LOG_PATH = os.environ.pop("ANSIBLE_LOG_PATH", None)
 
 AUTH = relay_record.group_hosts("auth")[0]
 HELO_MTA = relay_record.group_hosts("helo")[0]
@@ -237,7 +240,7 @@ def test_587_starttls_auth_verified(relay):
     assert record["port"] == 587 and record["tls"] is True and record["tls_mode"] == "starttls"
     assert record["auth_user"] == USER and record["helo"] == "mta-auth.corp.test"
     assert record["sender"] == USER and record["recipients"] == ["someone@example.net"]
-    assert record["sender_params"].get("AUTH") is not None or "AUTH" in json.dumps(record["sender_params"])
+    assert "AUTH=" in json.dumps(record["sender_params"])  # Sendmail adds AUTH=<> once authenticated
 
 
 def test_local_sender_is_masqueraded(relay):
@@ -258,7 +261,8 @@ def test_25_allowlist_helo_foreign_sender_and_bounce(relay):
     assert record["sender"] == "someone@foreign.test" and record["sender_rewritten"] == "postmaster@example.com"
     # A real bounce: mail to an unknown local user makes Sendmail send a DSN (null sender) to the sender.
     since = time.time() - 1
-    send(HELO_MTA, "someone@foreign.test", ["nosuchuser@localhost"], mid("bounce-me"))
+    HELO_MTA.run("printf 'Subject: bounce me\\n\\nx\\n' | /usr/sbin/sendmail -Am -odq -f someone@foreign.test "
+                 "nosuchuser@localhost")  # exit status 67: "User unknown", and a DSN is queued
 
     def bounce():
         found = [r for r in relay_record.transactions(relay, sender="", verdict="accepted")
@@ -335,27 +339,28 @@ def test_peak_limit_450_is_retried_and_delivered(relay):
 
 def test_daily_limit_550_is_bounced_by_sendmail(relay):
     """Measured, not wanted: Sendmail has no setting that turns a 5xx reply into a retry (SoftBounce only
-    rewrites Sendmail's own replies), so a 550 5.4.5 from the relay bounces the message to its sender."""
+    rewrites Sendmail's own replies), so a 550 5.4.5 from the relay bounces the message to its sender at once,
+    through the relay (here the limit has passed by then: the fault fires once)."""
     since = time.time() - 1
     standin(faults=[{"stage": "mail", "reply": "550 5.4.5 Daily SMTP relay limit exceeded for user.",
-                     "ports": [587], "times": 2}])
-    ids = [mid("daily") for _ in range(2)]
-    for message_id in ids:
-        send(AUTH, USER, ["daily@example.net"], message_id)
+                     "ports": [587], "times": 1}])
+    message_id = mid("daily")
+    send(AUTH, USER, ["daily@example.net"], message_id)
 
     def bounced():
         found = [r for r in relay_record.transactions(relay, sender="", verdict="accepted")
                  if r["recipients"] == [USER] and r.get("time", 0) >= since]
-        return found if len(found) >= 2 else None
+        return found or None
 
-    dsns = wait_for(bounced, timeout=90, what="two bounces to the sender")
+    dsns = wait_for(bounced, timeout=90, what="the bounce to the sender")
     standin(faults=[])
+    time.sleep(12)  # longer than sendmail_min_queue_age: a retry would have happened by now
     refused = [r for r in relay_record.transactions(relay, verdict="refused") if r.get("time", 0) >= since]
-    delivered = [r for message_id in ids for r in relay_record.transactions(relay, message_id=message_id,
-                                                                          verdict="accepted")]
-    RESULTS["daily_550"] = {"messages": 2, "refused": len(refused), "bounced_to_sender": len(dsns),
-                            "delivered_later": len(delivered), "left_in_queue": len(queue(AUTH))}
-    assert not delivered and len(refused) == 2
+    delivered = relay_record.transactions(relay, message_id=message_id, verdict="accepted")
+    RESULTS["daily_550"] = {"messages": 1, "refused": len(refused), "bounced_to_sender": len(dsns),
+                            "delivered_later": len(delivered), "left_in_queue": len(queue(AUTH)),
+                            "seconds_to_bounce": round(dsns[0]["time"] - since, 1)}
+    assert not delivered and len(refused) == 1 and not queue(AUTH)
 
 
 # --- certificate verification, broken change, restart, rollback ----------------------------------------------
@@ -393,7 +398,8 @@ def test_broken_change_keeps_previous_config_and_queue():
 def test_restart_keeps_the_queue():
     queued = set(queue(AUTH))
     pid = daemon_pid(AUTH)
-    result = run_role({"sendmail_queue_interval": "p6s"})
+    # The stand-in still shows the impostor's certificate, so no post-change test message this time.
+    result = run_role({"sendmail_queue_interval": "p6s", "relay_test_message": False})
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result)["changed"] > 0
     assert daemon_pid(AUTH) != pid
@@ -437,11 +443,11 @@ def test_check_mode_reports_changes_changes_nothing_and_hides_the_password():
 def test_refusals_name_the_variable():
     before = sha(AUTH, *CF_FILES)
     result = run_playbook("refusals.yml")
-    out = result.stdout
+    out = " ".join(result.stdout.split())  # the YAML callback folds long messages
     assert result.returncode == 0, out[-3000:]
     assert "relay_tls=implicit (port 465) is not possible with Sendmail" in out
     assert "sendmail_timeout_datafinal must be a Sendmail time value of at least one hour" in out
-    assert "NOT REFUSED" not in out
+    assert out.count("REFUSED: ") == 2
     assert sha(AUTH, *CF_FILES) == before
 
 

@@ -29,6 +29,7 @@ def parse_args(argv):
     parser.add_argument("--cf-kit", required=True, help="the m4 configuration kit (…/cf)")
     parser.add_argument("--pid-file", required=True)
     parser.add_argument("--private-dir", required=True)
+    parser.add_argument("--fragment", required=True)
     parser.add_argument("--authinfo", required=True)
     parser.add_argument("--authinfo-db", required=True)
     parser.add_argument("--service", default="sendmail")
@@ -96,6 +97,7 @@ def main(argv=None):
         pass
     out["cert_altnames"] = os.path.isfile(os.path.join(args.cf_kit, "feature", "check_cert_altnames.m4"))
     out["pid"], out["running"] = daemon(args.pid_file)
+    out["fragment_exists"] = os.path.exists(args.fragment)
     out["private_dir_ok"] = root_only(args.private_dir, 0o700)
     out["authinfo_exists"] = os.path.exists(args.authinfo) or os.path.exists(args.authinfo_db)
     out["authinfo_db_ok"] = root_only(args.authinfo_db, 0o600)
