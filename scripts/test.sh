@@ -8,8 +8,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TIERS=(unit lint sanity build molecule)
-# Scenario matrix: every scenario on Debian 12; the bed scenario itself covers 11, 12 and 13.
-SCENARIOS=${SMARTHOST_SCENARIOS:-bed}
+# Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail and qmail run Debian 12.
+SCENARIOS=${SMARTHOST_SCENARIOS:-bed postfix sendmail qmail}
 
 tiers=("$@")
 ((${#tiers[@]})) || tiers=("${ALL_TIERS[@]}")
