@@ -91,7 +91,7 @@ class Bed:
 def write_inventory(path, groups, extra_vars=None):
     """An inventory of podman containers: {group: [names]} plus shared vars."""
     lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman",
-             "    ansible_python_interpreter: /usr/bin/python3"]
+             "    ansible_python_interpreter: /usr/bin/python3", "    ansible_become: false"]
     for key, value in (extra_vars or {}).items():
         lines.append("    %s: %s" % (key, json.dumps(value)))
     lines.append("  children:")
