@@ -206,9 +206,11 @@ def test_previous_files_backed_up_outside_control(case):
     host = HOSTS[case]
     runs = host.check_output("ls /var/backups/smarthost-qmail").split()
     assert len(runs) == 1
+    assert host.file("/var/backups/smarthost-qmail/%s" % runs[0]).mode == 0o700
     for name, content in BACKUPS[case].items():
         f = host.file("/var/backups/smarthost-qmail/%s/%s" % (runs[0], name))
-        assert f.content_string == content and f.mode == 0o600
+        # the copy keeps the file's owner and mode (cp -p), so a rollback restores them too
+        assert f.content_string == content and (f.user, f.group, f.mode) == ("root", "qmail", 0o644)
     # qmail-showctl lists every file of control/: nothing but control files are there
     assert sorted(host.check_output("ls %s" % CONTROL).split()) == sorted(n for n, c in EXPECTED[case].items() if c)
 
@@ -232,14 +234,6 @@ def test_stunnel_only_where_tls_is_required():
         assert not host.file(STUNNEL_CONF).exists and not host.package("stunnel4").is_installed
 
 
-def test_start_check_mode_and_rollback_runs():
-    """Check mode on "routes" and a failing restart on "plain" run in the background while the TLS tests use "tls"."""
-    start_role("check", {"qmail_timeoutremote": 1500, "qmail_supervisor": "daemontools"}, ROUTES, check=True)
-    start_role("rollback", {"qmail_timeoutremote": 1500, "qmail_supervisor": "command",
-                            "qmail_restart_command": ["/bin/false"]}, PLAIN)
-    assert set(RUNS) == {"check", "rollback"}
-
-
 # --- the STARTTLS path, for real ---------------------------------------------------------------------------
 
 def test_starttls_path_reaches_the_relay_on_587_verified(relay):
@@ -249,8 +243,8 @@ def test_starttls_path_reaches_the_relay_on_587_verified(relay):
     assert result.rc == 0, result.stdout + result.stderr
     [record] = relay_record.wait_for_transactions(relay, message_id=message_id)
     RESULTS["starttls_seconds"] = round(time.monotonic() - start, 2)
-    RESULTS["starttls_record"] = {k: record.get(k) for k in ("port", "tls", "tls_mode", "tls_version", "helo", "helo_verb",
-                                                            "client_ip", "sender", "verdict", "reply")}
+    fields = ("port", "tls", "tls_mode", "tls_version", "helo", "helo_verb", "client_ip", "sender", "verdict", "reply")
+    RESULTS["starttls_record"] = {k: record.get(k) for k in fields}
     assert record["verdict"] == "accepted"
     assert record["port"] == 587 and record["tls"] is True and record["tls_mode"] == "starttls"
     # stunnel's own EHLO (protocolHost) came before STARTTLS and was forgotten (RFC 3207); the relay keeps the HELO
@@ -288,6 +282,16 @@ def test_untrusted_relay_certificate_gets_nothing(relay):
 
 # --- check mode, rollback, implicit TLS (re-runs of the role) ----------------------------------------------------
 
+def test_start_role_reruns():
+    """Three re-runs of the role in parallel, one per host, now that the TLS tests are done with "tls": check mode
+    on "routes", a failing restart on "plain", implicit TLS on "tls"."""
+    start_role("check", {"qmail_timeoutremote": 1500, "qmail_supervisor": "daemontools"}, ROUTES, check=True)
+    start_role("rollback", {"qmail_timeoutremote": 1500, "qmail_supervisor": "command",
+                            "qmail_restart_command": ["/bin/false"]}, PLAIN)
+    start_role("implicit", {"relay_tls": "implicit"}, TLS)
+    assert set(RUNS) == {"check", "rollback", "implicit"}
+
+
 def test_check_mode_shows_the_change_and_the_restart_command():
     result = finish_role("check")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -309,7 +313,6 @@ def test_failed_restart_rolls_the_control_files_back():
 
 
 def test_implicit_tls_465(relay):
-    start_role("implicit", {"relay_tls": "implicit"}, TLS)
     result = finish_role("implicit")
     assert result.returncode == 0, result.stdout[-3000:]
     conf = TLS.file(STUNNEL_CONF).content_string

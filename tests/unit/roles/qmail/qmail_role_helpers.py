@@ -59,4 +59,3 @@ def make_runner(tmp_path):
                               check=False, cwd=str(tmp_path))
 
     return run
-
