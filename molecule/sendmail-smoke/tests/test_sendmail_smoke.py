@@ -1,0 +1,64 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""smarthost.relay.sendmail on Debian 11 or 13 (SMARTHOST_DEBIAN), read from the relay stand-in's record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+
+os.environ.pop("ANSIBLE_LOG_PATH", None)  # keep testinfra's inventory dumps out of the scenario's log
+MTA = relay_record.group_hosts("mta")[0]
+USER = "mta@example.com"
+TAG = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def relay():
+    return relay_record.relay()
+
+
+def send(sender, recipients, message_id):
+    body = "To: %s\nSubject: smoke\nMessage-ID: %s\n\nsmarthost.relay sendmail smoke\n" % (
+        ", ".join(recipients), message_id)
+    cmd = "printf %%s %s | /usr/sbin/sendmail -i -f %s -- %s" % (
+        shlex.quote(body), shlex.quote(sender or "<>"), " ".join(shlex.quote(r) for r in recipients))
+    result = MTA.run(cmd)
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+def test_version_and_built_cf():
+    version = MTA.check_output("sendmail -d0.1 -bv root </dev/null | head -n 1")
+    cf = MTA.file("/etc/mail/sendmail.cf").content_string
+    assert "\nDS[relay.smarthost.test]\n" in cf and "A=TCP $h 587" in cf
+    assert "\nO Timeout.datafinal=1h\n" in cf and "\nO CACertPath=/etc/ssl/certs\n" in cf
+    assert "<VERIFY + CN:relay.smarthost.test>" in cf and "r=1," in cf
+    altnames = MTA.file("/usr/share/sendmail/cf/feature/check_cert_altnames.m4").exists
+    assert ("O SetCertAltnames=true" in cf) == altnames
+    out = Path(os.environ.get("SMARTHOST_ROOT", ".")) / ".cache" / "logs" / "sendmail-smoke.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"version": version, "cert_altnames": altnames}))
+
+
+def test_converge_test_delivery_and_587_auth(relay):
+    assert relay_record.wait_for_transactions(relay, recipients=["sendmail-test@example.net"], verdict="accepted")
+    message_id = "<smoke.%s@example.com>" % TAG
+    send(USER, ["someone@example.net"], message_id)
+    [record] = relay_record.wait_for_transactions(relay, message_id=message_id, verdict="accepted")
+    assert record["port"] == 587 and record["tls"] is True and record["auth_user"] == USER
+
+
+def test_null_sender_two_recipients(relay):
+    message_id = "<smoke-null.%s@example.com>" % TAG
+    send("", ["one@example.net", "two@example.net"], message_id)
+    found = relay_record.wait_for_transactions(relay, count=2, message_id=message_id, verdict="accepted")
+    assert len(found) == 2 and all(len(r["recipients"]) == 1 and r["sender"] == "" for r in found)
