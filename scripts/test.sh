@@ -8,8 +8,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TIERS=(unit lint sanity build molecule)
-# Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail and qmail run Debian 12.
-SCENARIOS=${SMARTHOST_SCENARIOS:-bed postfix sendmail qmail}
+# Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
+SCENARIOS=${SMARTHOST_SCENARIOS:-bed postfix sendmail sendmail-smoke qmail}
 
 tiers=("$@")
 ((${#tiers[@]})) || tiers=("${ALL_TIERS[@]}")
