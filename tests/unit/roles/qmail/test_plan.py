@@ -57,9 +57,12 @@ CASES = {
         ["smtproutes", "timeoutremote", "helohost", "concurrencyremote"],
         ["smtproutes", "timeoutremote", "helohost", "concurrencyremote"]),
     "implicit-other-port": (
-        dict(relay_settings=relay(port=465, tls="implicit"), qmail_stunnel_address="127.0.0.2", qmail_stunnel_port=4650,
-             **found()),
+        dict(relay_settings=relay(port=465, tls="implicit", tls_ca_file="/etc/ssl/private-ca.pem"),
+             qmail_stunnel_address="127.0.0.2", qmail_stunnel_port=4650, **found()),
         {"smtproutes": HEADER + ":127.0.0.2:4650\n", "timeoutremote": "1200\n"}, None, None),
+    "starttls-no-verify": (
+        dict(relay_settings=relay(tls_verify=False), **found()),
+        {"smtproutes": HEADER + ":127.0.0.1:2525\n", "timeoutremote": "1200\n"}, None, None),
     # internal, .domain and MX routes first, kept routes next (as written), the catch-all last; me and
     # timeoutsmtpd (600, below the document's 900, raised to 1200); timeoutremote already right: not written
     "routes-kept": (
@@ -154,6 +157,7 @@ def planned(tmp_path_factory):
         "hosts": "cases",
         "gather_facts": False,
         "vars_files": [os.path.join(ROLE, "vars", "main.yml"), os.path.join(ROLE, "vars", "Debian.yml")],
+        "vars": {"role_templates": os.path.join(ROLE, "templates")},
         "tasks": [
             {"name": "Plan", "ansible.builtin.import_tasks": os.path.join(ROLE, "tasks", "plan.yml"),
              "when": "inventory_hostname is match('plan-')"},
@@ -161,7 +165,9 @@ def planned(tmp_path_factory):
              "ansible.builtin.debug": {
                  "msg": "PLANNED {{ inventory_hostname }} {{ {'files': __qmail_files | default(none),"
                         " 'changing': __qmail_changing | default(none), 'writes': __qmail_writes | default(none),"
-                        " 'supervisor': __qmail_supervisor, 'argv': __qmail_restart_argv} | to_json | b64encode }}"}},
+                        " 'supervisor': __qmail_supervisor, 'argv': __qmail_restart_argv,"
+                        " 'stunnel': lookup('ansible.builtin.template', role_templates ~ '/stunnel.conf.j2')"
+                        " if __qmail_stunnel_on | bool else none} | to_json | b64encode }}"}},
         ],
     }]
     result = runner(playbook, {"all": {"children": {"cases": {"hosts": hosts}}}})
@@ -187,3 +193,63 @@ def test_restart_command(planned, case):
     dummy, supervisor, argv = RESTARTS[case]
     got = planned["restart-" + case]
     assert (got["supervisor"], got["argv"]) == (supervisor, argv)
+
+
+STUNNEL_HEAD = """\
+; Written by Ansible (smarthost.relay.qmail). The local STARTTLS client for qmail-remote, which speaks no TLS:
+; control/smtproutes sends all remote mail to 127.0.0.1:2525; stunnel carries each
+"""
+STUNNEL_GLOBAL = """\
+; Run by systemd as stunnel@smarthost-relay.service (Debian's per-config-file unit template).
+foreground = yes
+syslog = no
+debug = info
+setuid = stunnel4
+setgid = stunnel4
+
+[smarthost-relay]
+client = yes
+; Loopback only: anything that can connect here sends through this server's allowlisted address.
+accept = 127.0.0.1:2525
+"""
+STUNNEL = {
+    # relay_tls required: STARTTLS on 587, verified against the system bundle; qmail's HELO kept by the relay
+    "starttls-client": STUNNEL_HEAD + """\
+; connection to smtp-relay.gmail.com:587 with STARTTLS, verifying the relay's certificate and name.
+""" + STUNNEL_GLOBAL + """\
+connect = smtp-relay.gmail.com:587
+; Resolve the relay's name for every connection (its addresses change), not once at start.
+delay = yes
+; STARTTLS (RFC 3207): stunnel passes the relay's greeting on, says EHLO and STARTTLS itself, and hands the
+; TLS session to qmail-remote, whose HELO (mail.example.com) is the one the relay keeps.
+protocol = smtp
+protocolHost = mail.example.com
+sni = smtp-relay.gmail.com
+sslVersionMin = TLSv1.2
+verifyChain = yes
+checkHost = smtp-relay.gmail.com
+CAfile = /etc/ssl/certs/ca-certificates.crt
+; qmail-remote's own limits: timeoutconnect (60 s) and timeoutremote (1200 s).
+TIMEOUTconnect = 60
+TIMEOUTbusy = 1200
+""",
+}
+
+
+def test_stunnel_configuration_byte_for_byte(planned):
+    assert planned["plan-starttls-client"]["stunnel"] == STUNNEL["starttls-client"]
+    assert planned["plan-catch-all-only"]["stunnel"] is None
+
+
+def test_stunnel_implicit_tls_and_own_ca(planned):
+    conf = planned["plan-implicit-other-port"]["stunnel"]
+    assert "accept = 127.0.0.2:4650\nconnect = smtp-relay.gmail.com:465\n" in conf
+    assert "protocol" not in conf and "with TLS from the first byte" in conf
+    assert "CAfile = /etc/ssl/private-ca.pem\n" in conf and "verifyChain = yes\n" in conf
+
+
+def test_stunnel_without_verification(planned):
+    conf = planned["plan-starttls-no-verify"]["stunnel"]
+    assert "verifyChain = no\n" in conf and "checkHost" not in conf and "CAfile" not in conf
+    # no HELO name set: stunnel's own EHLO uses the host's name (here no facts: localhost)
+    assert "protocolHost = localhost\n" in conf
