@@ -326,7 +326,7 @@ def test_peak_limit_450_is_retried_and_delivered(relay):
     since = time.time() - 1
     standin(faults=[{"stage": "rcpt", "reply": "450 4.2.1 Peak SMTP relay limit exceeded for customer.",
                      "ports": [587], "for_seconds": 8}])
-    ids = [mid("peak") for _ in range(3)]
+    ids = [mid("peak") for dummy in range(3)]
     for message_id in ids:
         send(AUTH, USER, ["peak@example.net"], message_id)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -111,9 +110,9 @@ def check(args, text):
                           "RELAY_MAILER_ARGS after the role's include" % (relay_args, args.relay_port))
     datafinal = [re.sub(r"^O Timeout\.datafinal=", "", line) for line in lines if line.startswith("O Timeout.datafinal=")]
     if not datafinal or seconds(datafinal[-1]) < args.min_datafinal:
+        found = datafinal[-1] if datafinal else "unset"
         raise CheckFailed("Timeout.datafinal", "Timeout.datafinal is %s, less than %d seconds: sendmail.mc sets "
-                          "confTO_DATAFINAL after the role's include" % (datafinal[-1] if datafinal else "unset",
-                                                                        args.min_datafinal))
+                          "confTO_DATAFINAL after the role's include" % (found, args.min_datafinal))
 
 
 def main(argv=None):
