@@ -92,7 +92,13 @@ tier_molecule() {
     local s rc=0
     for s in $SCENARIOS; do
         say "molecule test -s $s"
-        molecule test -s "$s" || rc=1
+        local start=$SECONDS
+        if molecule test -s "$s"; then
+            say "scenario $s passed in $((SECONDS - start))s"
+        else
+            say "scenario $s FAILED after $((SECONDS - start))s"
+            rc=1
+        fi
     done
     return $rc
 }
