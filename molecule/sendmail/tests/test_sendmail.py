@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -216,7 +217,7 @@ def test_converged_sendmail_cf(host):
         assert host.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0  # no stale copy of the password
     else:
         assert "\nO HeloName=%s\n" % HELO in cf
-        assert "Kauthinfo" not in cf and "SLocal_tls_server" not in cf
+        assert "Kauthinfo" not in cf and "SLocal_tls_server" not in cf and "SLocal_try_tls" in cf
         assert "\nDM\n" in cf or "DMexample" not in cf  # any_address: no masquerading
         assert not host.file("/etc/mail/smarthost-relay/authinfo").exists
 
@@ -263,6 +264,7 @@ def test_25_allowlist_helo_foreign_sender_and_bounce(relay):
     send(HELO_MTA, "someone@foreign.test", ["friend@example.net"], message_id)
     [record] = arrived(relay, message_id)
     assert record["port"] == 25 and record["helo"] == HELO and record["auth_user"] is None
+    assert record["tls"] is False  # relay_tls: none, although the stand-in offers STARTTLS
     assert record["client_ip"] == client_ip(HELO_MTA)
     assert record["sender"] == "someone@foreign.test" and record["sender_rewritten"] == "postmaster@example.com"
     # A real bounce: mail to an unknown local user makes Sendmail send a DSN (null sender) to the sender.
@@ -448,28 +450,28 @@ def test_failed_test_delivery_rolls_back_and_mail_flows(relay):
     RESULTS["wrong_password"] = {"connections_with_auth_failures": len(failures)}
 
 
-def test_check_mode_reports_changes_changes_nothing_and_hides_the_password():
-    files = CF_FILES + ("/etc/mail/smarthost-relay/authinfo", "/etc/mail/smarthost-relay/authinfo.db")
-    before = sha(AUTH, *files)
-    result = run_role({"relay_auth_password": NEW_PASSWORD, "relay_helo_name": "mail2.example.com",
-                       "sendmail_queue_interval": "p6s"}, check=True, verbosity="-vvv")
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-3000:]
-    assert recap(result)["changed"] >= 2
+def test_check_mode_and_refusals():
+    """Two runs that change nothing, at the same time: check mode with a new password and HELO name (changes
+    reported, the fragment's diff shown, nothing changed, the password nowhere), and the values the role must
+    refuse before it touches the host (relay_tls=implicit, sendmail_timeout_datafinal=30m)."""
+    files = CF_FILES + ("/etc/mail/smarthost-relay/authinfo",)
+    before, before_map = sha(AUTH, *files), authinfo_map(AUTH)
+    with ThreadPoolExecutor(2) as pool:
+        check = pool.submit(run_role, {"relay_auth_password": NEW_PASSWORD, "relay_helo_name": "mail2.example.com",
+                                       "sendmail_queue_interval": "p6s"}, check=True, verbosity="-vvv")
+        refusals = pool.submit(run_playbook, "refusals.yml")
+        check, refusals = check.result(), refusals.result()
+    out = check.stdout + check.stderr
+    assert check.returncode == 0, out[-3000:]
+    assert recap(check)["changed"] >= 2
     assert "+define(`confHELO_NAME', `mail2.example.com')" in out  # diff mode shows the fragment
-    assert sha(AUTH, *files) == before
     assert NEW_PASSWORD not in out and base64.b64encode(NEW_PASSWORD.encode()).decode() not in out
-
-
-def test_refusals_name_the_variable():
-    before = sha(AUTH, *CF_FILES)
-    result = run_playbook("refusals.yml")
-    out = " ".join(result.stdout.split())  # the YAML callback folds long messages
-    assert result.returncode == 0, out[-3000:]
+    out = " ".join(refusals.stdout.split())  # the YAML callback folds long messages
+    assert refusals.returncode == 0, out[-3000:]
     assert "relay_tls=implicit (port 465) is not possible with Sendmail" in out
     assert "sendmail_timeout_datafinal must be a Sendmail time value of at least one hour" in out
     assert out.count("REFUSED: ") == 2
-    assert sha(AUTH, *CF_FILES) == before
+    assert (sha(AUTH, *files), authinfo_map(AUTH)) == (before, before_map)
 
 
 def test_no_secret_in_any_log():
