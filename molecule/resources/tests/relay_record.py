@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import testinfra
+import yaml
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 RECORD = "/var/lib/relay-standin/record.jsonl"
+STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 
 
 def group_hosts(group):
@@ -48,3 +51,44 @@ def wait_for_transactions(relay_host, count=1, timeout=90, **match):
 
 def unique_id(tag):
     return "<%s.%d.%d@smarthost.test>" % (tag, os.getpid(), time.time_ns())
+
+
+def podman(*args, stdin=None):
+    """Run podman on the controller; its stdout."""
+    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def standin(container, **changes):
+    """Change the stand-in's config in ``container`` (it re-reads the file within 0.5 s); return the new config."""
+    config = yaml.safe_load(podman("exec", container, "cat", STANDIN_CONFIG))
+    config.update(changes)
+    podman("exec", "-i", container, "sh", "-c",
+           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
+           stdin=yaml.safe_dump(config))
+    time.sleep(1.5)
+    return config
+
+
+def wait_for(predicate, timeout=90, interval=1.0, what="condition"):
+    """Poll ``predicate`` until it returns something true; return that, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def arrived(relay_host, message_id, count=1, timeout=90):
+    """Wait until ``count`` accepted transactions carry ``message_id``; fail otherwise."""
+    found = wait_for_transactions(relay_host, count=count, timeout=timeout, message_id=message_id,
+                                  verdict="accepted")
+    assert len(found) >= count, "%s: %d of %d transactions arrived" % (message_id, len(found), count)
+    return found
+
+
+def sha(host, *paths):
+    """sha256sum lines of ``paths`` on ``host``."""
+    return host.check_output("sha256sum %s" % " ".join(paths))
