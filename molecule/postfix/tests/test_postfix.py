@@ -20,15 +20,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+from relay_record import arrived, podman, sha, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-postfix-relay"
 NETWORK = "srt-postfix"
-STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 USER = "app@example.com"
 PASSWORD = "postfix-Relay-pw-7c1e"  # the stand-in's test user (molecule.yml, converge.yml)
 # Unique per run, so that finding one in a log can only mean this run leaked it.
@@ -45,24 +44,14 @@ DEB12 = next(host for host in MTAS if host.backend.name.endswith("deb12"))
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
-def podman(*args, stdin=None):
-    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=True).stdout
+def standin(**changes):
+    """Change the stand-in's config; return the new config."""
+    return relay_record.standin(RELAY_CONTAINER, **changes)
 
 
 def scenario_subnet():
     out = podman("network", "inspect", NETWORK, "--format", "{{range .Subnets}}{{.Subnet}} {{end}}")
     return next(net for net in out.split() if ":" not in net)
-
-
-def standin(**changes):
-    """Change the stand-in's config (it re-reads the file within 0.5 s); return the new config."""
-    config = yaml.safe_load(podman("exec", RELAY_CONTAINER, "cat", STANDIN_CONFIG))
-    config.update(changes)
-    podman("exec", "-i", RELAY_CONTAINER, "sh", "-c",
-           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
-           stdin=yaml.safe_dump(config))
-    time.sleep(1.5)
-    return config
 
 
 def run_role(extra, limit=DEB12.backend.name, check=False, verbosity="-v"):
@@ -117,28 +106,6 @@ def mid(label):
 def queue(host):
     """postqueue -j: one dict per queued message."""
     return [json.loads(line) for line in host.check_output("postqueue -j").splitlines() if line.strip()]
-
-
-def wait_for(predicate, timeout=90, interval=1.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def arrived(relay, message_id, count=1, timeout=90):
-    found = relay_record.wait_for_transactions(relay, count=count, timeout=timeout, message_id=message_id,
-                                               verdict="accepted")
-    assert len(found) >= count, "%s: %d of %d transactions arrived" % (message_id, len(found), count)
-    return found
-
-
-def sha(host, *paths):
-    return host.check_output("sha256sum %s" % " ".join(paths))
 
 
 def flush(host):

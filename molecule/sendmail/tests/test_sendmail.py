@@ -24,14 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+from relay_record import arrived, sha, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-sendmail-relay"
-STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 USER = "mta@example.com"
 PASSWORD = "sendmail-Relay-pw-41d7"  # the stand-in's test user (molecule.yml)
 # Unique per run, so that finding one in a log can only mean this run leaked it.
@@ -53,19 +52,9 @@ MTAS = [AUTH, HELO_MTA]
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
-def podman(*args, stdin=None):
-    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=True).stdout
-
-
 def standin(**changes):
-    """Change the stand-in's config (it re-reads the file within 0.5 s); return the new config."""
-    config = yaml.safe_load(podman("exec", RELAY_CONTAINER, "cat", STANDIN_CONFIG))
-    config.update(changes)
-    podman("exec", "-i", RELAY_CONTAINER, "sh", "-c",
-           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
-           stdin=yaml.safe_dump(config))
-    time.sleep(1.5)
-    return config
+    """Change the stand-in's config; return the new config."""
+    return relay_record.standin(RELAY_CONTAINER, **changes)
 
 
 def run_playbook(playbook, extra=None, limit="auth", check=False, verbosity="-v"):
@@ -131,28 +120,6 @@ def queue(host):
         else:
             current = None
     return entries
-
-
-def wait_for(predicate, timeout=90, interval=1.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def arrived(relay, message_id, count=1, timeout=90):
-    found = relay_record.wait_for_transactions(relay, count=count, timeout=timeout, message_id=message_id,
-                                               verdict="accepted")
-    assert len(found) >= count, "%s: %d of %d transactions arrived" % (message_id, len(found), count)
-    return found
-
-
-def sha(host, *paths):
-    return host.check_output("sha256sum %s" % " ".join(paths))
 
 
 def authinfo_map(host):
