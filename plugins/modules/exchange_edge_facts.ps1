@@ -5,6 +5,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.smarthost.relay.plugins.module_utils._ExchangeShell
 
 # Reports, as facts, whether an Edge Transport server received the hub's send connector settings and
 # whether its receive connectors take mail from the hub servers as Google's SMTP relay service document
@@ -27,247 +28,6 @@ $spec = @{
     }
     required_together = @(, @('session_username', 'session_password'))
     supports_check_mode = $true
-}
-
-function Import-ExchangeShell {
-    # Loads the Exchange Management Shell cmdlets named in $CommandName into this session: from the
-    # version's snap-in (session=snapin), or from an implicit remote session to the server's /PowerShell
-    # endpoint with the Microsoft.Exchange configuration (session=remote). Returns the remote session
-    # (to be removed by the caller) or $null.
-    param(
-        [Parameter(Mandatory = $true)]
-        $Module,
-        [Parameter(Mandatory = $true)]
-        [string[]]$CommandName
-    )
-    $options = $Module.Params
-    if ($options.session -eq 'snapin') {
-        $candidates = @('Microsoft.Exchange.Management.PowerShell.SnapIn', 'Microsoft.Exchange.Management.PowerShell.E2010')
-        if ($options.snapin) {
-            $candidates = @($options.snapin)
-        }
-        $registered = @(Get-PSSnapin -Registered -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.Name })
-        $snapinName = @($candidates | Where-Object { $registered -contains $_ }) | Select-Object -First 1
-        if (-not $snapinName) {
-            $Module.FailJson(("No Exchange Management Shell snap-in is registered on this host (looked for: {0}; registered: {1}). " +
-                    "Run the module on an Exchange server, or use session=remote.") -f ($candidates -join ', '), ($registered -join ', '))
-        }
-        if ($null -eq (Get-PSSnapin -Name $snapinName -ErrorAction SilentlyContinue)) {
-            try {
-                Add-PSSnapin -Name $snapinName -ErrorAction Stop
-            }
-            catch {
-                $Module.FailJson(("Could not load the Exchange snap-in {0}: {1}" -f $snapinName, $_.Exception.Message), $_)
-            }
-        }
-        return $null
-    }
-
-    $uri = $options.session_uri
-    if (-not $uri) {
-        $hostName = [System.Net.Dns]::GetHostEntry([string]$env:COMPUTERNAME).HostName
-        $uri = 'http://{0}/PowerShell/' -f $hostName
-    }
-    $sessionParams = @{
-        ConfigurationName = 'Microsoft.Exchange'
-        ConnectionUri = $uri
-        Authentication = $options.session_authentication
-        ErrorAction = 'Stop'
-    }
-    if ($options.session_username) {
-        $sessionSecret = ConvertTo-SecureString -String $options.session_password -AsPlainText -Force
-        $sessionParams.Credential = New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList $options.session_username, $sessionSecret
-    }
-    try {
-        $session = New-PSSession @sessionParams
-    }
-    catch {
-        $Module.FailJson((("Could not open an Exchange remote PowerShell session to {0} ({1} authentication): {2}. From inside a WinRM " +
-                    "session this needs credentials that can be delegated (session_username/session_password, become, CredSSP or " +
-                    "Kerberos delegation), or use session=snapin on an Exchange server.") -f $uri, $options.session_authentication,
-                $_.Exception.Message), $_)
-    }
-    try {
-        $null = Import-PSSession -Session $session -CommandName $CommandName -DisableNameChecking -AllowClobber -ErrorAction Stop
-    }
-    catch {
-        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
-        $Module.FailJson(("Could not import the Exchange cmdlets from {0}: {1}" -f $uri, $_.Exception.Message), $_)
-    }
-    return $session
-}
-
-function ConvertTo-Text {
-    # A scalar Exchange value as text: '' for $null. Live objects and the strings that an implicit
-    # remote session deserializes them to print the same.
-    param($Value)
-    if ($null -eq $Value) {
-        return ''
-    }
-    return ([string]$Value).Trim()
-}
-
-function ConvertTo-Flag {
-    # A boolean, whether it arrives as [bool] or as the text 'True'/'False'.
-    param($Value)
-    if ($Value -is [bool]) {
-        return $Value
-    }
-    return ((ConvertTo-Text $Value) -eq 'True')
-}
-
-function ConvertTo-StringList {
-    # The items of a multi-valued Exchange property as text, one per pipeline item.
-    param($Value)
-    if ($null -eq $Value) {
-        return
-    }
-    foreach ($item in @($Value)) {
-        $text = ConvertTo-Text $item
-        if ($text -ne '') {
-            $text
-        }
-    }
-}
-
-function ConvertTo-AddressSpaceText {
-    # 'SMTP:*;1', '*' and 'smtp:*' all become 'smtp:*;1' (type, address space, cost).
-    param([string]$Value)
-    $text = $Value.Trim()
-    $type = 'smtp'
-    $cost = '1'
-    $colon = $text.IndexOf(':')
-    if ($colon -gt 0) {
-        $type = $text.Substring(0, $colon).Trim().ToLowerInvariant()
-        $text = $text.Substring($colon + 1)
-    }
-    $semicolon = $text.LastIndexOf(';')
-    if ($semicolon -ge 0) {
-        $cost = $text.Substring($semicolon + 1).Trim()
-        $text = $text.Substring(0, $semicolon)
-    }
-    return '{0}:{1};{2}' -f $type, $text.Trim().ToLowerInvariant(), $cost
-}
-
-function ConvertTo-ByteCount {
-    # A message size as a number of bytes in text, or 'unlimited': '35MB' (option), a live
-    # Unlimited<ByteQuantifiedSize> and the remote session's '35 MB (36,700,160 bytes)' agree.
-    param($Value)
-    $text = ConvertTo-Text $Value
-    if ($text -eq '') {
-        return ''
-    }
-    if ($text -eq 'unlimited') {
-        return 'unlimited'
-    }
-    $inBytes = [regex]::Match($text, '\(([0-9][0-9,.\s]*) bytes\)')
-    if ($inBytes.Success) {
-        return ($inBytes.Groups[1].Value -replace '[^0-9]', '')
-    }
-    $withUnit = [regex]::Match($text, '^([0-9]+)\s*(B|KB|MB|GB|TB)?$', 'IgnoreCase')
-    if (-not $withUnit.Success) {
-        return $text
-    }
-    $factor = [decimal]1
-    switch ($withUnit.Groups[2].Value.ToUpperInvariant()) {
-        'KB' { $factor = [decimal]1024 }
-        'MB' { $factor = [decimal]1048576 }
-        'GB' { $factor = [decimal]1073741824 }
-        'TB' { $factor = [decimal]1099511627776 }
-    }
-    return ([decimal]$withUnit.Groups[1].Value * $factor).ToString([System.Globalization.CultureInfo]::InvariantCulture)
-}
-
-function ConvertTo-TimeSpanText {
-    # A time span in the invariant [d.]hh:mm:ss form, from an option, a live EnhancedTimeSpan or its text.
-    param($Value)
-    $text = ConvertTo-Text $Value
-    if ($text -eq '') {
-        return ''
-    }
-    $span = [TimeSpan]::Zero
-    if ([TimeSpan]::TryParse($text, [System.Globalization.CultureInfo]::InvariantCulture, [ref]$span)) {
-        return $span.ToString()
-    }
-    return $text
-}
-
-function ConvertTo-SettingValue {
-    # One send connector setting in the form this module compares: the wanted value (an option) and the
-    # current one (a property of Get-SendConnector's output) go through the same conversion.
-    param(
-        [string]$Name,
-        $Value
-    )
-    switch ($Name) {
-        'AddressSpaces' {
-            return , @(ConvertTo-StringList $Value | ForEach-Object { ConvertTo-AddressSpaceText $_ } | Sort-Object -Unique)
-        }
-        'SmartHosts' {
-            return , @(ConvertTo-StringList $Value | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique)
-        }
-        'SourceTransportServers' {
-            return , @(ConvertTo-StringList $Value | ForEach-Object { $_.ToLowerInvariant() } | Sort-Object -Unique)
-        }
-        'Port' {
-            $port = 0
-            if ([int]::TryParse((ConvertTo-Text $Value), [ref]$port)) {
-                return $port
-            }
-            return 0
-        }
-        'MaxMessageSize' {
-            return ConvertTo-ByteCount $Value
-        }
-        'ConnectionInactivityTimeOut' {
-            return ConvertTo-TimeSpanText $Value
-        }
-        'Comment' {
-            return ConvertTo-Text $Value
-        }
-        { $_ -in @('DNSRoutingEnabled', 'RequireTLS', 'IgnoreSTARTTLS', 'DomainSecureEnabled', 'Enabled') } {
-            return ConvertTo-Flag $Value
-        }
-        default {
-            return (ConvertTo-Text $Value).ToLowerInvariant()
-        }
-    }
-}
-
-function ConvertTo-ConnectorState {
-    # The settings of a send connector that this collection manages or checks, never a password: the
-    # authentication credential appears only as its user name.
-    param($Connector)
-    $state = [ordered]@{
-        Name = ConvertTo-Text $Connector.Name
-    }
-    $names = @('AddressSpaces', 'SmartHosts', 'DNSRoutingEnabled', 'Port', 'RequireTLS', 'IgnoreSTARTTLS', 'TlsAuthLevel',
-        'TlsDomain', 'SmartHostAuthMechanism', 'Fqdn', 'SourceTransportServers', 'DomainSecureEnabled', 'MaxMessageSize',
-        'ConnectionInactivityTimeOut', 'Comment', 'Enabled')
-    foreach ($name in $names) {
-        $state[$name] = ConvertTo-SettingValue -Name $name -Value $Connector.$name
-    }
-    $user = ''
-    $credential = $Connector.AuthenticationCredential
-    if ($null -ne $credential -and $null -ne $credential.PSObject.Properties['UserName']) {
-        $user = ConvertTo-Text $credential.UserName
-    }
-    $state['AuthenticationUser'] = $user.ToLowerInvariant()
-    return $state
-}
-
-function Test-SameSetting {
-    # True when two converted setting values are equal (lists item by item, in order).
-    param(
-        $Current,
-        $Wanted
-    )
-    $currentIsList = ($Current -is [System.Collections.IEnumerable]) -and -not ($Current -is [string])
-    $wantedIsList = ($Wanted -is [System.Collections.IEnumerable]) -and -not ($Wanted -is [string])
-    if ($currentIsList -or $wantedIsList) {
-        return ((@($Current) -join "`n") -ceq (@($Wanted) -join "`n"))
-    }
-    return ([string]$Current -ceq [string]$Wanted)
 }
 
 function ConvertTo-AddressBytes {
@@ -423,7 +183,11 @@ $facts = [ordered]@{
 $commands = @('Get-SendConnector', 'Get-ReceiveConnector', 'Get-ExchangeServer')
 $session = $null
 try {
-    $session = Import-ExchangeShell -Module $module -CommandName $commands
+    # Added here: a snap-in's cmdlets reach only the session state that adds it, not the module util's.
+    foreach ($snapin in @(Resolve-ExchangeSnapin -Module $module)) {
+        Add-PSSnapin -Name $snapin -ErrorAction Stop
+    }
+    $session = Import-ExchangeRemoteShell -Module $module -CommandName $commands
 
     $local = @(Get-ExchangeServer -Identity ([string]$env:COMPUTERNAME) -ErrorAction SilentlyContinue) | Select-Object -First 1
     if ($null -ne $local) {
@@ -596,9 +360,7 @@ try {
     }
 }
 finally {
-    if ($null -ne $session) {
-        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
-    }
+    Remove-ExchangeRemoteShell -Session $session
 }
 
 $module.ExitJson()

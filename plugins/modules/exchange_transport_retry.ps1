@@ -5,6 +5,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.smarthost.relay.plugins.module_utils._ExchangeShell
 
 # Sets the outbound retry intervals of an Exchange transport server: Set-TransportService (Exchange 2013
 # and later) or Set-TransportServer (Exchange 2010). Every option reaches this script as data in
@@ -27,107 +28,6 @@ $spec = @{
     }
     required_together = @(, @('session_username', 'session_password'))
     supports_check_mode = $true
-}
-
-function Import-ExchangeShell {
-    # Loads the Exchange Management Shell cmdlets named in $CommandName into this session: from the
-    # version's snap-in (session=snapin), or from an implicit remote session to the server's /PowerShell
-    # endpoint with the Microsoft.Exchange configuration (session=remote). Returns the remote session
-    # (to be removed by the caller) or $null.
-    param(
-        [Parameter(Mandatory = $true)]
-        $Module,
-        [Parameter(Mandatory = $true)]
-        [string[]]$CommandName
-    )
-    $options = $Module.Params
-    if ($options.session -eq 'snapin') {
-        $candidates = @('Microsoft.Exchange.Management.PowerShell.SnapIn', 'Microsoft.Exchange.Management.PowerShell.E2010')
-        if ($options.snapin) {
-            $candidates = @($options.snapin)
-        }
-        $registered = @(Get-PSSnapin -Registered -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.Name })
-        $snapinName = @($candidates | Where-Object { $registered -contains $_ }) | Select-Object -First 1
-        if (-not $snapinName) {
-            $Module.FailJson(("No Exchange Management Shell snap-in is registered on this host (looked for: {0}; registered: {1}). " +
-                    "Run the module on an Exchange server, or use session=remote.") -f ($candidates -join ', '), ($registered -join ', '))
-        }
-        if ($null -eq (Get-PSSnapin -Name $snapinName -ErrorAction SilentlyContinue)) {
-            try {
-                Add-PSSnapin -Name $snapinName -ErrorAction Stop
-            }
-            catch {
-                $Module.FailJson(("Could not load the Exchange snap-in {0}: {1}" -f $snapinName, $_.Exception.Message), $_)
-            }
-        }
-        return $null
-    }
-
-    $uri = $options.session_uri
-    if (-not $uri) {
-        $hostName = [System.Net.Dns]::GetHostEntry([string]$env:COMPUTERNAME).HostName
-        $uri = 'http://{0}/PowerShell/' -f $hostName
-    }
-    $sessionParams = @{
-        ConfigurationName = 'Microsoft.Exchange'
-        ConnectionUri = $uri
-        Authentication = $options.session_authentication
-        ErrorAction = 'Stop'
-    }
-    if ($options.session_username) {
-        $sessionSecret = ConvertTo-SecureString -String $options.session_password -AsPlainText -Force
-        $sessionParams.Credential = New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList $options.session_username, $sessionSecret
-    }
-    try {
-        $session = New-PSSession @sessionParams
-    }
-    catch {
-        $Module.FailJson((("Could not open an Exchange remote PowerShell session to {0} ({1} authentication): {2}. From inside a WinRM " +
-                    "session this needs credentials that can be delegated (session_username/session_password, become, CredSSP or " +
-                    "Kerberos delegation), or use session=snapin on an Exchange server.") -f $uri, $options.session_authentication,
-                $_.Exception.Message), $_)
-    }
-    try {
-        $null = Import-PSSession -Session $session -CommandName $CommandName -DisableNameChecking -AllowClobber -ErrorAction Stop
-    }
-    catch {
-        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
-        $Module.FailJson(("Could not import the Exchange cmdlets from {0}: {1}" -f $uri, $_.Exception.Message), $_)
-    }
-    return $session
-}
-
-function ConvertTo-Text {
-    # A scalar Exchange value as text: '' for $null. Live objects and the strings that an implicit
-    # remote session deserializes them to print the same.
-    param($Value)
-    if ($null -eq $Value) {
-        return ''
-    }
-    return ([string]$Value).Trim()
-}
-
-function ConvertTo-Flag {
-    # A boolean, whether it arrives as [bool] or as the text 'True'/'False'.
-    param($Value)
-    if ($Value -is [bool]) {
-        return $Value
-    }
-    return ((ConvertTo-Text $Value) -eq 'True')
-}
-
-function ConvertTo-TimeSpanText {
-    # A time span in the invariant [d.]hh:mm:ss form, from an option, a live EnhancedTimeSpan or its text.
-    param($Value)
-    $text = ConvertTo-Text $Value
-    if ($text -eq '') {
-        return ''
-    }
-    $span = [TimeSpan]::Zero
-    if ([TimeSpan]::TryParse($text, [System.Globalization.CultureInfo]::InvariantCulture, [ref]$span)) {
-        return $span.ToString()
-    }
-    return $text
 }
 
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
@@ -179,7 +79,11 @@ if ($options.domain_controller) {
 $commands = @('Get-ExchangeServer', 'Get-TransportServ*', 'Set-TransportServ*')
 $session = $null
 try {
-    $session = Import-ExchangeShell -Module $module -CommandName $commands
+    # Added here: a snap-in's cmdlets reach only the session state that adds it, not the module util's.
+    foreach ($snapin in @(Resolve-ExchangeSnapin -Module $module)) {
+        Add-PSSnapin -Name $snapin -ErrorAction Stop
+    }
+    $session = Import-ExchangeRemoteShell -Module $module -CommandName $commands
     $useService = $null -ne (Get-Command -Name 'Set-TransportService' -ErrorAction SilentlyContinue)
     $cmdletNoun = 'TransportServer'
     if ($useService) {
@@ -279,9 +183,7 @@ try {
     $module.Diff.after = $after
 }
 finally {
-    if ($null -ne $session) {
-        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
-    }
+    Remove-ExchangeRemoteShell -Session $session
 }
 
 $module.ExitJson()

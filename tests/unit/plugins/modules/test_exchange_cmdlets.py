@@ -2,41 +2,24 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Every cmdlet and parameter the Exchange modules call exists, per Microsoft's
-documentation, in every Exchange version the module can meet: 2010, 2013,
-2016, 2019 and Subscription Edition (fixtures/exchange/cmdlets.yml names the
-source). Parameters passed by splatting count with every key their hashtable
-can hold."""
+"""Every cmdlet and parameter the Exchange modules and their module util call
+exists, per Microsoft's documentation, in every Exchange version the module can
+meet: 2010, 2013, 2016, 2019 and Subscription Edition
+(fixtures/exchange/cmdlets.yml names the source). Parameters passed by
+splatting count with every key their hashtable can hold."""
 
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import os
-import sys
 
 import pytest
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
-MODULES = os.path.join(ROOT, "plugins", "modules")
-FIXTURES = os.path.join(HERE, "fixtures", "exchange")
-NAMES = ("exchange_send_connector", "exchange_edge_facts", "exchange_transport_retry")
+from exchange_scripts import FIXTURES, NAMES, pstree, util_exports
 
 # Cmdlets a module calls only when the session has them, and the one it falls back to (Exchange 2010).
 FALLBACKS = {"Get-TransportService": "Get-TransportServer", "Set-TransportService": "Set-TransportServer"}
-
-
-def _load_pstree():
-    spec = importlib.util.spec_from_file_location("exchange_pstree", os.path.join(FIXTURES, "pstree.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pstree = _load_pstree()
 
 with open(os.path.join(FIXTURES, "cmdlets.yml"), encoding="utf-8") as _handle:
     CATALOGUE = yaml.safe_load(_handle)
@@ -68,11 +51,6 @@ def calls(script):
     return result
 
 
-@pytest.fixture(scope="module")
-def scripts():
-    return {name: pstree.Script.from_path(os.path.join(MODULES, name + ".ps1")) for name in NAMES}
-
-
 def test_catalogue_is_consistent():
     assert VERSIONS == ["2010", "2013", "2016", "2019", "SE"]
     for cmdlet, entry in CATALOGUE["exchange"].items():
@@ -87,10 +65,11 @@ def test_catalogue_is_consistent():
     assert applicable("Set-TransportServer", "TransientFailureRetryInterval") == set(VERSIONS)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_command_is_known(scripts, name):
-    script = scripts[name]
-    functions = set(script.functions())
+@pytest.mark.parametrize("name", NAMES + ("_ExchangeShell",))
+def test_every_command_is_known(scripts, util, name):
+    # A module may call its own functions and those the util exports; the util its own functions.
+    script = util if name == "_ExchangeShell" else scripts[name]
+    functions = set(script.functions()) if script is util else set(script.functions()) | set(util_exports(util))
     for command, parameters, line in calls(script):
         if command in functions:
             continue

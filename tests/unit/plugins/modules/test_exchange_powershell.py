@@ -2,46 +2,26 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Exchange modules' PowerShell, read with a real PowerShell grammar
-(tree-sitter-powershell): no syntax error, the argument spec equals the
-documentation, shared helpers are the same text in every module, and no
-construct runs text as code. There is no PowerShell runtime here: these are
-static proofs, and each checker is shown to catch the fault it looks for."""
+"""The Exchange modules' PowerShell and their module util, read with a real
+PowerShell grammar (tree-sitter-powershell): no syntax error, the argument spec
+equals the documentation, the shared helpers exist once (in the module util,
+which exports exactly what the modules call, and which ansible-core finds from
+each module's #AnsibleRequires line), and no construct runs text as code. There
+is no PowerShell runtime here: these are static proofs, and each checker is
+shown to catch the fault it looks for."""
 
 from __future__ import annotations
 
-import importlib.util
+import base64
 import os
-import sys
 
 import pytest
 import yaml
+from ansible.executor.powershell.module_manifest import PSModuleDepFinder
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
-MODULES = os.path.join(ROOT, "plugins", "modules")
-FIXTURES = os.path.join(HERE, "fixtures", "exchange")
-NAMES = ("exchange_send_connector", "exchange_edge_facts", "exchange_transport_retry")
+from exchange_scripts import MODULES, NAMES, UTIL_FQCN, UTIL_PATH, ps1_path, pstree, util_exports
 
-
-def _load_pstree():
-    spec = importlib.util.spec_from_file_location("exchange_pstree", os.path.join(FIXTURES, "pstree.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pstree = _load_pstree()
-
-
-def ps1_path(name):
-    return os.path.join(MODULES, name + ".ps1")
-
-
-@pytest.fixture(scope="module")
-def scripts():
-    return {name: pstree.Script.from_path(ps1_path(name)) for name in NAMES}
+UTIL_REQUIRES = "#AnsibleRequires -PowerShell " + UTIL_FQCN
 
 
 def documentation(name):
@@ -66,8 +46,14 @@ def test_parses_without_errors(scripts, name):
     assert script.root.type == "program"
     assert script.syntax_errors() == []
     # Not vacuous: the tree holds the module's commands and its argument spec.
-    assert any(command.name == "Import-ExchangeShell" for command in script.commands())
+    assert any(command.name == "Import-ExchangeRemoteShell" for command in script.commands())
     assert script.variable_value("spec")["supports_check_mode"] is True
+
+
+def test_util_parses_without_errors(util):
+    assert util.root.type == "program"
+    assert util.syntax_errors() == []
+    assert {"Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "ConvertTo-SettingValue"} <= set(util.functions())
 
 
 def test_grammar_reports_broken_powershell():
@@ -85,6 +71,28 @@ def test_module_header(name):
     assert "GNU General Public License v3.0+" in text
     assert "\r" not in text and "\t" not in text
     assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec)" in text
+    assert "\n" + UTIL_REQUIRES + "\n" in text
+
+
+def test_util_header():
+    with open(UTIL_PATH, encoding="utf-8") as handle:
+        text = handle.read()
+    assert text.startswith("# Copyright (c) smarthost.relay maintainers\n")
+    assert "GNU General Public License v3.0+" in text
+    assert "private to the smarthost.relay collection" in text
+    assert "\r" not in text and "\t" not in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ansible_core_finds_the_util(name):
+    # ansible-core's own dependency scan, as it builds the payload for the Windows host: the #AnsibleRequires line
+    # names the util, and the collection serves it (through ansible-core's collection loader, tests/unit/conftest.py).
+    finder = PSModuleDepFinder()
+    with open(ps1_path(name), "rb") as handle:
+        dependencies = finder.scan_module(handle.read(), fqn="ansible_collections.smarthost.relay.plugins.modules." + name)
+    assert UTIL_FQCN + ".psm1" in dependencies
+    with open(UTIL_PATH, "rb") as handle:
+        assert base64.b64decode(finder.scripts[UTIL_FQCN + ".psm1"].script) == handle.read()
 
 
 # --- argument spec == DOCUMENTATION ----------------------------------------------------------------------
@@ -137,26 +145,59 @@ def test_spec_relations(scripts):
         assert scripts[name].variable_value("spec")["required_together"] == [["session_username", "session_password"]]
 
 
-# --- shared helpers --------------------------------------------------------------------------------------
-def test_shared_functions_are_identical(scripts):
-    definitions = {}
+# --- shared helpers ----------------------------------------------------------------------------------------
+def _util_calls(script, util_functions):
+    return {command.name for command in script.commands() if command.name in util_functions}
+
+
+def export_mismatch(scripts, util):
+    """(exported but called by no module, called by a module but not exported)"""
+    exported = set(util_exports(util))
+    called = set()
+    for script in scripts.values():
+        called |= _util_calls(script, util.functions())
+    return sorted(exported - called), sorted(called - exported)
+
+
+def test_util_exports_exactly_what_the_modules_call(scripts, util):
+    exported = util_exports(util)
+    assert len(exported) == len(set(exported))
+    assert set(exported) <= set(util.functions()), set(exported) - set(util.functions())
+    assert export_mismatch(scripts, util) == ([], [])
+    # The internal helpers stay internal.
+    assert "ConvertTo-AddressSpaceText" in set(util.functions()) - set(exported)
+
+
+def test_export_check_catches_drift(scripts):
+    # An export no module calls, and a util function a module calls but the util does not export, are noticed.
+    with open(UTIL_PATH, "rb") as handle:
+        source = handle.read()
+    entry = b"    'Test-SameSetting'\n"
+    assert source.count(entry) == 1
+    extra = pstree.Script(source.replace(entry, entry + b"    'ConvertTo-AddressSpaceText'\n"))
+    assert export_mismatch(scripts, extra) == (["ConvertTo-AddressSpaceText"], [])
+    missing = pstree.Script(source.replace(entry, b""))
+    assert export_mismatch(scripts, missing) == ([], ["Test-SameSetting"])
+
+
+def test_each_helper_exists_once(scripts, util):
+    # No module defines a helper of the util again, and every module loads the shell through the util.
     for name, script in scripts.items():
-        for function, text in script.functions().items():
-            definitions.setdefault(function, {})[name] = text
-    shared = {function: texts for function, texts in definitions.items() if len(texts) > 1}
-    # The session loader and the value conversions exist in more than one module ...
-    assert set(shared) >= {"Import-ExchangeShell", "ConvertTo-Text", "ConvertTo-Flag", "ConvertTo-TimeSpanText",
-                           "ConvertTo-SettingValue", "ConvertTo-ConnectorState", "Test-SameSetting"}
-    assert set(shared["Import-ExchangeShell"]) == set(NAMES)
-    # ... and every copy is the same text, so the hub and the Edge compare settings the same way.
-    for function, texts in shared.items():
-        assert len(set(texts.values())) == 1, "%s differs between %s" % (function, sorted(texts))
+        assert not set(script.functions()) & set(util.functions()), name
+        assert {"Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "Remove-ExchangeRemoteShell", "ConvertTo-Text"} <= _util_calls(script, util.functions()), name
 
 
-# --- no text is ever run as code -------------------------------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_no_code_from_text(scripts, name):
-    script = scripts[name]
+@pytest.fixture(scope="module")
+def every_script(scripts, util):
+    return dict(scripts, _ExchangeShell=util)
+
+
+EVERY = NAMES + ("_ExchangeShell",)
+
+
+@pytest.mark.parametrize("name", EVERY)
+def test_no_code_from_text(every_script, name):
+    script = every_script[name]
     assert script.code_running_constructs() == []
     # Every command is called by a literal Verb-Noun name; none is taken from a variable.
     for command in script.commands():
@@ -175,6 +216,11 @@ def test_no_code_from_text(scripts, name):
     "Add-Type -TypeDefinition $options.name",
     "$ps = [PowerShell]::Create()",
     "$ExecutionContext.InvokeCommand.NewScriptBlock($options.name)",
+    "Import-Module -Name $options.name",
+    "Import-Module -ModuleInfo $options -Global",
+    "$proxy = $options.name\nImport-Module -ModuleInfo $proxy -Global",
+    "$proxy = Import-PSSession -Session $s\nImport-Module -ModuleInfo $proxy -Global -Name $options.name",
+    "$proxy = Import-PSSession -Session $s\n$proxy = New-Module -Name $options.name\nImport-Module -ModuleInfo $proxy -Global",
 ])
 def test_code_from_text_is_caught(snippet):
     # The checker flags every way of running text as code.
@@ -183,12 +229,12 @@ def test_code_from_text_is_caught(snippet):
     assert tampered.code_running_constructs(), snippet
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_module_parameters_reach_cmdlets_as_values(scripts, name):
+@pytest.mark.parametrize("name", EVERY)
+def test_module_parameters_reach_cmdlets_as_values(every_script, name):
     # $module.Params values are only ever bound to parameters or used in expressions: no command text in the
     # file contains an option's value, because no command is built from text at all (see above), and the
     # parameter names passed to every command are literal (checked against Microsoft's lists elsewhere).
-    script = scripts[name]
+    script = every_script[name]
     for command in script.commands():
         for splat in command.splats:
             keys, unresolved = script.splat_keys(splat)
@@ -197,16 +243,23 @@ def test_module_parameters_reach_cmdlets_as_values(scripts, name):
             assert keys
 
 
+def test_remote_proxy_import_is_allowed():
+    # The util's one Import-Module: the proxy module Import-PSSession returned, imported globally.
+    script = pstree.Script(b"$proxy = Import-PSSession -Session $session -CommandName $CommandName\n"
+                           b"$null = Import-Module -ModuleInfo $proxy -Global -DisableNameChecking -ErrorAction Stop\n")
+    assert script.syntax_errors() == [] and script.code_running_constructs() == []
+
+
 def test_unresolvable_splat_keys_are_caught():
     script = pstree.Script(b"$p = @{ Identity = 'x' }\n$p[$options.name] = 1\nSet-SendConnector @p\n")
     keys, unresolved = script.splat_keys("p")
     assert keys == {"Identity"} and unresolved
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_format_operator_applies_to_whole_message(scripts, name):
+@pytest.mark.parametrize("name", EVERY)
+def test_format_operator_applies_to_whole_message(every_script, name):
     # "a {0}" + "b" -f $x formats only "b": every -f in the modules formats a whole (parenthesized) message.
-    assert scripts[name].format_precedence_slips() == []
+    assert every_script[name].format_precedence_slips() == []
 
 
 def test_format_precedence_slip_is_caught():

@@ -13,54 +13,26 @@ Templar, which drops omitted arguments as the task executor does.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+from ansible_collections.smarthost.relay.plugins.filter.relay_allowlist import FilterModule
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile
+from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION as RELAY_DOC
+from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 ROLE = os.path.join(ROOT, "roles", "exchange")
 RELAY_ROLE = os.path.join(ROOT, "roles", "relay")
 MODULES = os.path.join(ROOT, "plugins", "modules")
-COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
+COLLECTIONS = os.path.join(ROOT, ".cache", "collections")  # linked by tests/unit/conftest.py
 
-
-def _make_collection_importable():
-    # The same link and sys.path entry tests/unit/plugins/conftest.py makes (ansible-test units uses its own
-    # collection loader instead): ansible_collections.smarthost.relay is this checkout.
-    try:
-        importlib.import_module("ansible_collections.smarthost.relay.plugins.module_utils._relay.constants")
-        return
-    except ImportError:
-        pass
-    parent = os.path.join(COLLECTIONS, "ansible_collections", "smarthost")
-    os.makedirs(parent, exist_ok=True)
-    link = os.path.join(parent, "relay")
-    if not os.path.lexists(link):
-        try:
-            os.symlink(ROOT, link)
-        except FileExistsError:  # another xdist worker won the race
-            pass
-    if COLLECTIONS not in sys.path:
-        sys.path.insert(0, COLLECTIONS)
-    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-
-
-_make_collection_importable()
-
-# pylint: disable=wrong-import-position
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.template import Templar, trust_as_template  # noqa: E402
-
-from ansible_collections.smarthost.relay.plugins.filter.relay_allowlist import FilterModule  # noqa: E402
-from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import check_profile  # noqa: E402
-from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION as RELAY_DOC  # noqa: E402
-from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc  # noqa: E402
 
 # The hosts every rendering's inventory holds besides the one rendered.
 INVENTORY_HOSTS = ["ex01.corp.example.test", "ex02.corp.example.test", "edge01.dmz.example.test"]
