@@ -22,10 +22,21 @@ PKI = Path(os.environ.get("SMARTHOST_PKI", ROOT / ".cache" / "pki"))
 NETWORK = "srt-bench"
 RELAY = "srt-bench-relay"
 PASSWORD_FILE = CACHE / "secrets.yml"
+# Everything the run's commands print goes here too, so it can be searched for the password at the end.
+LOG = CACHE / "run.log"
+
+
+def log(text):
+    with open(LOG, "a", encoding="utf-8") as handle:
+        handle.write(text if text.endswith("\n") else text + "\n")
 
 
 def podman(*args, check=True):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+    proc = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+    log("$ podman %s\n%s%s" % (" ".join(args), proc.stdout, proc.stderr))
+    if check and proc.returncode != 0:
+        raise RuntimeError("podman %s failed: %s" % (" ".join(args), proc.stderr[-2000:]))
+    return proc
 
 
 class Bed:
@@ -63,13 +74,22 @@ class Bed:
         podman("run", "-d", "--name", RELAY, "--network", NETWORK, "--network-alias", "relay.smarthost.test",
                "-v", "%s:/opt/smarthost:ro" % ROOT, "-v", "%s:/etc/relay-standin" % self.etc,
                "-v", "%s:/var/lib/relay-standin" % self.var, "localhost/smarthost-relay:latest")
+        deadline = time.monotonic() + 60
+        while '"listening"' not in podman("logs", RELAY).stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the relay stand-in did not start: %s" % podman("logs", RELAY).stderr[-2000:])
+            time.sleep(0.5)
         return self
 
     def add_hosts(self, names, image="localhost/smarthost-debian:12"):
         for name in names:
             podman("run", "-d", "--name", name, "--hostname", name.replace("srt-bench-", "") + ".example.com",
                    "--network", NETWORK, "--systemd=always", image, "/sbin/init")
-        time.sleep(2)  # systemd settles
+        for name in names:  # systemd has started (the roles talk to it)
+            deadline = time.monotonic() + 120
+            while podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip() not in (
+                    "running", "degraded") and time.monotonic() < deadline:
+                time.sleep(1)
 
     def remove_hosts(self, names):
         if names:
@@ -112,6 +132,7 @@ def run_playbook(inventory, playbook, *args, forks=5):
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
+    log("$ %s\n%s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
     if proc.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stdout[-4000:] + proc.stderr[-2000:]))
     changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(proc.stdout)}

@@ -1,0 +1,109 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The benchmark report: machine facts, and the one table as text (stdout) and Markdown. Pure functions."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+SECTIONS = ("policy", "roles", "throughput", "site")
+
+
+def load_average():
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def memory_gib():
+    with open("/proc/meminfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return None
+
+
+def machine(versions):
+    return {"cpus": os.cpu_count(), "ram_gib": memory_gib(), "kernel": platform.release(),
+            "os": platform.platform(terse=True), "versions": versions}
+
+
+def _load(section):
+    return "%s → %s" % (" ".join("%.1f" % v for v in section["load_before"]),
+                        " ".join("%.1f" % v for v in section["load_after"]))
+
+
+def rows(report):
+    """The table as (section, item, figures, load average before → after) rows."""
+    out = []
+    policy = report.get("policy")
+    if policy:
+        for row in policy["results"]:
+            out.append(("policy", "%d ranges" % row["ranges"],
+                        "allowlist %.4f s, with egress %.4f s, profile %.4f s (CPU, median of %d)" % (
+                            row["allowlist_s"], row["allowlist_egress_s"], row["profile_s"], policy["runs"]),
+                        _load(policy)))
+    roles = report.get("roles")
+    if roles:
+        for role, phases in roles["results"].items():
+            out.append(("role", role, "first converge %.1f s, rerun %.1f s (changed %d), check fresh %.1f s, "
+                        "check converged %.1f s (median of %d)" % (
+                            phases["converge"]["median"], phases["rerun"]["median"], max(phases["rerun_changed"]),
+                            phases["check_fresh"]["median"], phases["check_converged"]["median"],
+                            len(phases["converge"]["samples"])), _load(roles)))
+    throughput = report.get("throughput")
+    if throughput:
+        for role, tp in throughput["results"].items():
+            out.append(("mta", "%s %s" % (role, tp.get("mta_version", "")),
+                        "%d/%d accepted in %.1f s = %.1f msg/s (99%% in %.1f s), %d connections = %.1f per 1,000, "
+                        "%d deferred by the MTA" % (
+                            tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"],
+                            tp["seconds_99"], tp["connections"], tp["connections_per_1000"], tp["mta_deferred"]),
+                        _load(throughput)))
+    site = report.get("site")
+    if site:
+        for run in site["results"]:
+            out.append(("site.yml", "%d hosts, forks %d" % (run["hosts"], run["forks"]),
+                        "%.1f s total, %.1f s per host" % (run["seconds"], run["seconds_per_host"]), _load(site)))
+    return out
+
+
+def header(report):
+    mach = report["machine"]
+    return ("smarthost.relay benchmarks, %s UTC; %s CPUs, %s GiB RAM, kernel %s; %s" % (
+        report["date"], mach["cpus"], mach["ram_gib"], mach["kernel"],
+        ", ".join("%s %s" % item for item in mach["versions"].items())))
+
+
+NOTE = ("Other engineers' test containers shared this machine's cores during the run: the load average "
+        "(1, 5, 15 min) before → after each section is part of every figure.")
+
+
+def format_text(report):
+    table = rows(report)
+    widths = [max(len(r[i]) for r in table) for i in range(2)] if table else [0, 0]
+    lines = [header(report), NOTE, ""]
+    for section, item, figures, load in table:
+        lines.append("%-*s  %-*s  %s  [load %s]" % (widths[0], section, widths[1], item, figures, load))
+    lines.append("")
+    lines.append("bench AUTH password in this run's output: %s times" % report.get("password_in_output", "?"))
+    return "\n".join(lines) + "\n"
+
+
+def format_markdown(report):
+    lines = ["# Benchmarks", "", header(report).replace("smarthost.relay benchmarks, ", "Run "), "", NOTE, "",
+             "| section | item | figures | load average before → after |", "| --- | --- | --- | --- |"]
+    for row in rows(report):
+        lines.append("| %s |" % " | ".join(cell.replace("|", "/") for cell in row))
+    lines += ["", "The bench AUTH password occurs %s times in the run's output (every ansible-playbook run included)."
+              % report.get("password_in_output", "?"), "", "Rerun: `bash bench/run.sh` (details in `bench/run.py --help`).",
+              ""]
+    for note in report.get("notes", []):
+        lines.append("- %s" % note)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def count_secret(texts, secret):
+    """How often the secret occurs in any of the texts (an empty secret is never counted)."""
+    if not secret:
+        return 0
+    return sum(text.count(secret) for text in texts)
