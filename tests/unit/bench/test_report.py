@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""bench/report.py: the table's rows, text and Markdown forms, and the password count (no containers)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+SPEC = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
+report = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(report)
+
+LOAD = {"load_before": [9.5, 8.0, 7.0], "load_after": [10.0, 8.5, 7.25]}
+REPORT = {
+    "date": "2026-11-29 17:00",
+    "machine": {"cpus": 2, "ram_gib": 23.5, "kernel": "6.1", "versions": {"ansible-core": "2.19.14"}},
+    "policy": dict(LOAD, runs=7, results=[{"ranges": 10, "allowlist_s": 0.0002, "allowlist_egress_s": 0.0003,
+                                           "profile_s": 0.0004}]),
+    "roles": dict(LOAD, results={"postfix": {
+        "converge": {"median": 41.5, "samples": [41.5, 40.0, 43.0]}, "rerun": {"median": 10.1, "samples": [10.1]},
+        "check_fresh": {"median": 9.0, "samples": [9.0]}, "check_converged": {"median": 9.8, "samples": [9.8]},
+        "rerun_changed": [0, 0, 0]}}),
+    "throughput": dict(LOAD, results={"postfix": {
+        "mta_version": "3.7.11", "messages": 1000, "accepted": 1000, "seconds": 22.0, "seconds_99": 21.0,
+        "messages_per_second": 45.5, "connections": 20, "connections_per_1000": 20.0, "mta_deferred": 0}}),
+    "site": dict(LOAD, results=[{"hosts": 20, "forks": 5, "seconds": 400.0, "seconds_per_host": 20.0}]),
+    "notes": ["a note"],
+    "password_in_output": 0,
+}
+
+
+def test_one_row_per_measured_item_in_section_order():
+    rows = report.rows(REPORT)
+    assert [r[0] for r in rows] == ["policy", "role", "mta", "site.yml"]
+    assert rows[1][2] == ("first converge 41.5 s, rerun 10.1 s (changed 0), check fresh 9.0 s, "
+                          "check converged 9.8 s (median of 3)")
+    assert "1000/1000 accepted in 22.0 s = 45.5 msg/s" in rows[2][2]
+    assert "20.0 per 1,000" in rows[2][2]
+    assert rows[3][1:3] == ("20 hosts, forks 5", "400.0 s total, 20.0 s per host")
+    assert all(r[3] == "9.5 8.0 7.0 → 10.0 8.5 7.2" for r in rows)
+
+
+def test_sections_not_run_are_left_out():
+    partial = {key: value for key, value in REPORT.items() if key not in ("roles", "site")}
+    assert [r[0] for r in report.rows(partial)] == ["policy", "mta"]
+
+
+def test_text_names_machine_load_and_password_count():
+    text = report.format_text(REPORT)
+    assert text.startswith("smarthost.relay benchmarks, 2026-11-29 17:00 UTC; 2 CPUs, 23.5 GiB RAM, kernel 6.1;")
+    assert "load average" in text
+    assert text.rstrip().endswith("bench AUTH password in this run's output: 0 times")
+
+
+def test_markdown_table_has_a_row_per_item_and_the_notes():
+    lines = report.format_markdown(REPORT).splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    assert len(table) == 2 + len(report.rows(REPORT))  # header, rule, rows
+    assert all(line.count(" | ") == 3 for line in table)
+    assert "- a note" in lines
+
+
+def test_count_secret():
+    assert report.count_secret(["xx s3cret yy", "s3crets3cret"], "s3cret") == 3
+    assert report.count_secret(["anything"], "") == 0
+    assert report.count_secret(["anything"], None) == 0
