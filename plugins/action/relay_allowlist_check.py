@@ -10,24 +10,18 @@ The documentation (and schema) is in plugins/modules/relay_allowlist_check.py.
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.allowlist import (
     HAS_NETADDR,
     NETADDR_IMPORT_ERROR,
     check_allowlist,
 )
-from ansible_collections.smarthost.relay.plugins.module_utils._relay.findings import format_findings
 from ansible_collections.smarthost.relay.plugins.modules.relay_allowlist_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
+from ansible_collections.smarthost.relay.plugins.plugin_utils._controller_check import ControllerCheckAction, add_findings
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(ControllerCheckAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -50,11 +44,6 @@ class ActionModule(ActionBase):
             egress=data["egress"],
             findings=data["errors"] + data["warnings"],
         )
-        if report.warnings:
-            result["warnings"] = [f.format() for f in report.warnings]
-        if report.errors:
-            result["failed"] = True
-            result["msg"] = "The IP allowlist breaks %d relay rule(s):\n%s" % (len(report.errors), format_findings(report.errors))
-        else:
+        if not add_findings(result, report, "The IP allowlist breaks %d relay rule(s)"):
             result["msg"] = "%d range(s), %d address(es) allowed" % (len(report.ranges), report.total)
         return result

@@ -9,12 +9,10 @@ The documentation (and schema) is in plugins/modules/relay_settings_check.py.
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.smarthost.relay.plugins.module_utils._relay.findings import format_findings
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS, ProfileReport, check_profile
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
+from ansible_collections.smarthost.relay.plugins.plugin_utils._controller_check import ControllerCheckAction, add_findings
 
 
 def _scrub(text, secrets):
@@ -24,12 +22,7 @@ def _scrub(text, secrets):
     return text
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(ControllerCheckAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
@@ -48,12 +41,7 @@ class ActionModule(ActionBase):
         result["normalized"] = report.normalized
         result["findings"] = [f.as_dict() for f in report.findings]
         result["notes"] = [f.format() for f in report.notes]
-        if report.warnings:
-            result["warnings"] = [f.format() for f in report.warnings]
-        if report.errors:
-            result["failed"] = True
-            result["msg"] = "The relay settings break %d rule(s):\n%s" % (len(report.errors), format_findings(report.errors))
-        else:
+        if not add_findings(result, report, "The relay settings break %d rule(s)"):
             n = report.normalized
             result["msg"] = "relay settings OK: %s:%s, tls %s, %s" % (
                 n["host"], n["port"], n["tls"], "SMTP AUTH" if n["auth"] else "IP allowlist")

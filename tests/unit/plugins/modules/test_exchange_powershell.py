@@ -184,7 +184,8 @@ def test_each_helper_exists_once(scripts, util):
     # No module defines a helper of the util again, and every module loads the shell through the util.
     for name, script in scripts.items():
         assert not set(script.functions()) & set(util.functions()), name
-        assert {"Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "Remove-ExchangeRemoteShell", "ConvertTo-Text"} <= _util_calls(script, util.functions()), name
+        shell = {"Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "Remove-ExchangeRemoteShell", "ConvertTo-Text"}
+        assert shell <= _util_calls(script, util.functions()), name
 
 
 @pytest.fixture(scope="module")
