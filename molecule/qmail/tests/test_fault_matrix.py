@@ -1,0 +1,239 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fault matrix of qmail's STARTTLS path (issue 9): 500 messages per relay fault through the role's stunnel.
+
+qmail cannot run here, so qmail_remote_driver.py (copied into the "tls" host) plays qmail-remote's SMTP dialogue
+against 127.0.0.1:2525 and qmail-send's rule (4xx or a dead connection: retry on qmail-send's schedule; 5xx:
+bounce). Everything between the driver and the relay is real: the role's stunnel, TLS, the stand-in. The counts
+come from the stand-in's record: delivered exactly once, lost, duplicated, bounced (see docs/qmail.md).
+This file sorts before test_qmail.py on purpose: that one ends by switching the host to implicit TLS.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+
+RELAY = "srt-qmail-relay"
+QMAIL = "srt-qmail-tls"
+DRIVER = "/root/qmail_remote_driver.py"
+MESSAGES = 500
+WINDOW = 5  # seconds each fault lasts, counted from when the stand-in loads it
+TAG = uuid.uuid4().hex[:8]
+PEAK = "450 4.2.1 Peak SMTP relay limit exceeded for customer."
+USER_DAILY = "550 5.4.5 Daily SMTP relay limit exceeded for user."
+CUSTOMER_DAILY = "550 5.7.1 Daily SMTP relay limit exceeded for customer."
+TRY_LATER = "421 4.7.0 Try again later, closing connection."
+STALL, STALL_TIMEOUT = 8, 5  # the relay stalls longer than the driver's (qmail-remote's) timeout
+# qmail's default concurrencyremote (the role wrote 3 on this host, from its licences): the path, not the throttle,
+# is under test, and 20 keeps 4,000 messages within the scenario's time budget.
+CONCURRENCY = 20
+
+# case -> stand-in faults (None: the untrusted certificate instead), driver options
+CASES = {
+    "unreachable": ([{"action": "unlisten", "ports": [587], "for_seconds": WINDOW}], []),
+    "connect_421": ([{"stage": "connect", "reply": TRY_LATER, "for_seconds": WINDOW}], []),
+    "data_421": ([{"stage": "end_of_data", "reply": TRY_LATER, "for_seconds": WINDOW}], []),
+    "peak_450": ([{"stage": "rcpt", "reply": PEAK, "for_seconds": WINDOW}], []),
+    "user_550": ([{"stage": "mail", "reply": USER_DAILY, "for_seconds": WINDOW}], []),
+    "customer_550": ([{"stage": "rcpt", "reply": CUSTOMER_DAILY, "for_seconds": WINDOW}], []),
+    "stall": ([{"stage": "end_of_data", "action": "stall", "seconds": STALL, "for_seconds": WINDOW}],
+              ["--timeout", str(STALL_TIMEOUT)]),
+    "untrusted": (None, []),
+}
+BOUNCING = {"user_550": USER_DAILY, "customer_550": CUSTOMER_DAILY}
+RESULTS = {}  # case -> counts, written to .cache/logs/qmail-faults.json (each driver's output beside it)
+LOGS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / ".cache" / "logs"
+
+
+def read_config():
+    return yaml.safe_load(relay_record.podman("exec", RELAY, "cat", relay_record.STANDIN_CONFIG))
+
+
+def write_config(config):
+    """Atomically, without waiting: the stand-in checks the file at every new connection."""
+    relay_record.podman("exec", "-i", RELAY, "sh", "-c", "cat > {0}.new && mv {0}.new {0}".format(
+        relay_record.STANDIN_CONFIG), stdin=yaml.safe_dump(config))
+    return time.time()
+
+
+def record_size():
+    return int(relay_record.podman("exec", RELAY, "sh", "-c", "stat -c %%s %s 2>/dev/null || echo 0"
+                                   % relay_record.RECORD))
+
+
+def record_since(offset):
+    text = relay_record.podman("exec", RELAY, "tail", "-c", "+%d" % (offset + 1), relay_record.RECORD)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    """The stand-in's config as prepare left it; put back after the matrix, whatever happened."""
+    relay_record.podman("cp", str(Path(__file__).with_name("qmail_remote_driver.py")), "%s:%s" % (QMAIL, DRIVER))
+    config = read_config()
+    yield config
+    write_config(config)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "qmail-faults.json").write_text(json.dumps(RESULTS, indent=2, default=str))
+
+
+def run_case(case, baseline):
+    faults, options = CASES[case]
+    offset = record_size()
+    started = time.monotonic()
+    if faults is None:
+        switched = write_config(dict(baseline, tls={"cert": "/etc/relay-standin/untrusted.pem",
+                                                    "key": "/etc/relay-standin/untrusted.key"}))
+    else:
+        switched = write_config(dict(baseline, faults=faults))
+        time.sleep(0.6)  # the stand-in re-reads its file every 0.5 s: the window starts before the first message
+    driver = subprocess.Popen(["podman", "exec", QMAIL, "python3", DRIVER, "--case", case, "--tag", TAG,
+                               "--count", str(MESSAGES), "--concurrency", str(CONCURRENCY)] + options,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    restored = None
+    if faults is None:
+        time.sleep(WINDOW)
+        restored = time.time()  # connections opened from here on may get the relay's own certificate again
+        write_config(baseline)
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err[-3000:]
+    if faults is not None:
+        write_config(baseline)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / ("qmail-faults-%s.json" % case)).write_text(out)
+    result = json.loads(out)
+    records = record_since(offset)
+    counts = count(result, records)
+    counts.update(seconds=round(time.monotonic() - started, 1), driver_seconds=result["seconds"],
+                  concurrency=result["concurrency"], timeout=result["timeout"])
+    RESULTS[case] = counts
+    return result, records, counts, (switched, restored)
+
+
+def count(result, records):
+    """Per message, from the stand-in's record (copies accepted) and the driver's final state (qmail's queue)."""
+    senders = {msg["sender"] for msg in result["messages"]}
+    transactions = [r for r in records if r.get("kind") == "transaction"]
+    copies = collections.Counter(r["message_id"] for r in transactions if r["verdict"] == "accepted")
+    counts = collections.Counter(messages=len(result["messages"]), transactions=len(transactions),
+                                 connections=sum(r.get("kind") == "connection" for r in records),
+                                 foreign_transactions=sum(r["sender"] not in senders for r in transactions),
+                                 fault_hits=sum(len(r.get("faults") or ()) for r in records
+                                                if r.get("kind") == "connection"))
+    for msg in result["messages"]:
+        n = copies.get(msg["id"], 0)
+        counts["attempts"] += len(msg["attempts"])
+        counts["retried"] += len(msg["attempts"]) > 1
+        counts["bounced"] += msg["final"] == "bounced"
+        counts["still_queued"] += msg["final"] == "queued"
+        counts["delivered_once"] += n == 1
+        counts["duplicated"] += n > 1
+        # qmail drops a message from its queue only after a 250 (K) or a bounce (D): a 250 the relay never
+        # recorded is a lost message
+        counts["lost"] += n == 0 and msg["final"] == "delivered"
+        counts["bounced_yet_delivered"] += n > 0 and msg["final"] == "bounced"
+    return dict(counts)
+
+
+def relay_replies(records):
+    """sender -> the replies the relay gave at MAIL, RCPT, DATA or after the message."""
+    replies = collections.defaultdict(list)
+    for r in records:
+        if r.get("kind") == "transaction" and r.get("reply"):
+            replies[r["sender"]].append(r["reply"])
+    return replies
+
+
+def driver_replies(result):
+    """(sender, reply) for every SMTP reply the driver got after HELO (not dead connections)."""
+    return [(msg["sender"], a["reply"]) for msg in result["messages"] for a in msg["attempts"]
+            if a["stage"] in ("mail", "rcpt", "data", "end_of_data") and a["reply"][:1].isdigit()]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fault_case(case, baseline):
+    result, records, counts, (switched, restored) = run_case(case, baseline)
+    summary = json.dumps(counts)
+    assert counts["foreign_transactions"] == 0, summary
+    assert counts["retried"] + counts["bounced"] > 0, "the fault never fired: " + summary
+    assert counts["lost"] == 0 and counts["still_queued"] == 0, summary
+    assert counts["bounced_yet_delivered"] == 0, summary
+    # nothing in the clear, nothing but the relay on 587 after STARTTLS, qmail-remote's HELO kept
+    for r in records:
+        if r.get("kind") == "transaction":
+            assert (r["port"], r["tls"], r["tls_mode"], r["helo"], r["helo_verb"]) == (
+                587, True, "starttls", result["helo"], "HELO"), r
+    # stunnel passes the relay's replies through unchanged: each one the driver saw is one the relay recorded
+    relayed = relay_replies(records)
+    seen = driver_replies(result)
+    assert seen and all(reply in relayed[sender] for sender, reply in seen)
+    counts["replies_compared"] = len(seen)
+    if case in BOUNCING:
+        refused = {r["sender"] for r in records if r.get("kind") == "transaction" and r["reply"] == BOUNCING[case]}
+        assert counts["bounced"] == len(refused) > 0 and counts["duplicated"] == 0, summary
+        assert counts["delivered_once"] + counts["bounced"] == MESSAGES, summary
+    elif case == "stall":
+        check_stall(result, records, counts)
+    else:
+        assert counts["bounced"] == 0 and counts["duplicated"] == 0, summary
+        assert counts["delivered_once"] == MESSAGES, summary
+    if case == "connect_421":
+        greetings = [a["reply"] for m in result["messages"] for a in m["attempts"] if a["stage"] == "greeting"]
+        # stunnel hands the relay's 421 greeting on before it gives up: qmail-remote sees the real code
+        assert greetings and set(greetings) == {TRY_LATER}
+        assert len(greetings) == counts["fault_hits"], summary
+    if case == "untrusted":
+        check_untrusted(result, records, switched, restored, counts)
+
+
+def check_stall(result, records, counts):
+    """The relay stalled after the message, past the driver's timeout: qmail-remote gives up with "possible
+    duplicate" and qmail-send retries. Whether a copy was kept depends on the relay (the stand-in drops a message
+    whose client left during the stall); every duplicate must be one that qmail-remote flagged."""
+    stalled = [r for r in records if r.get("kind") == "transaction"
+               and any(f.get("action") == "stall" for f in r.get("faults") or ())]
+    flagged = {m["id"] for m in result["messages"] if any(a["possible_duplicate"] for a in m["attempts"])}
+    duplicated = {m["id"] for m in result["messages"] if copies(records, m["id"]) > 1}
+    counts["stalled"] = len(stalled)
+    counts["stalled_then_accepted"] = sum(r["verdict"] == "accepted" for r in stalled)
+    counts["possible_duplicate_reports"] = len(flagged)
+    assert stalled and {r["message_id"] for r in stalled} <= flagged and duplicated <= flagged, json.dumps(counts)
+    assert counts["duplicated"] == counts["stalled_then_accepted"] and counts["bounced"] == 0, json.dumps(counts)
+    assert counts["delivered_once"] + counts["duplicated"] == MESSAGES, json.dumps(counts)
+
+
+def copies(records, message_id):
+    return sum(r.get("kind") == "transaction" and r["verdict"] == "accepted" and r["message_id"] == message_id
+               for r in records)
+
+
+def check_untrusted(result, records, switched, restored, counts):
+    """While the impostor's certificate was presented, stunnel sent nothing: connections opened in that window
+    carry no transaction (and no plain-text one exists at all, checked above)."""
+    opened = {r["connection"]: r["time"] - r["duration"] for r in records if r.get("kind") == "connection"}
+    in_window = {c for c, t in opened.items() if switched + 0.2 < t < restored}
+    carried = [r for r in records if r.get("kind") == "transaction" and r["connection"] in in_window]
+    counts["impostor_connections"] = len(in_window)
+    assert in_window and not carried, json.dumps(counts)
+
+
+@pytest.mark.xfail(strict=True, reason="stock qmail-remote treats every 5xx as permanent: qmail bounces what the "
+                                       "relay's daily limits refuse (docs/qmail.md, limitations)")
+@pytest.mark.parametrize("case", sorted(BOUNCING))
+def test_daily_limit_replies_are_not_bounced(case):
+    if case not in RESULTS:
+        pytest.skip("the fault case did not run")
+    assert RESULTS[case]["bounced"] == 0
