@@ -3,7 +3,7 @@
 """Test code, run inside the qmail host: plays qmail-send and qmail-remote against the local STARTTLS client.
 
 No qmail program exists in the test bed, so this emulates the two parts of qmail that meet stunnel, as their
-documentation and netqmail 1.06's source describe them:
+documentation and qmail 1.03's source describe them:
 
 - qmail-remote (qmail-remote(8), RESULTS): plain SMTP to 127.0.0.1:2525 (smtproutes' catch-all), ``HELO`` with
   control/helohost (else control/me), no ESMTP parameters. A greeting other than 220, a HELO reply other than 250,
@@ -36,7 +36,7 @@ REMOTE_CHANSKIP = 20  # qmail-send's chanskip for the remote channel
 
 def control(directory, name, default=None):
     try:
-        with open(os.path.join(directory, name)) as handle:
+        with open(os.path.join(directory, name), encoding="utf-8") as handle:
             return handle.readline().strip() or default
     except OSError:
         return default
@@ -80,7 +80,7 @@ class Session:
 
 def message_text(msg):
     lines = ["Message-ID: %s" % msg["id"], "From: <%s>" % msg["sender"], "To: <%s>" % msg["recipient"],
-             "Subject: qmail fault matrix %s" % msg["id"], "", "One message of the qmail fault matrix.", ".dot line"]
+             "Subject: fault matrix %s" % msg["id"], "", "One message of the qmail fault matrix.", ".dot line"]
     # qmail-remote's transparency: LF -> CRLF, a leading dot doubled, then the end marker.
     return "".join(("." + line if line.startswith(".") else line) + "\r\n" for line in lines).encode() + b".\r\n"
 
@@ -141,12 +141,12 @@ def next_retry(birth, now, scale):
 
 
 def run(args):
+    time.sleep(max(0.0, args.start_at - time.time()))
     start = time.time()
     messages = []
     for i in range(args.count):
-        label = "%s.%d.%s" % (args.case, i, args.tag)
-        messages.append({"id": "<fm.%s@example.com>" % label, "sender": "fm.%s@example.com" % label,
-                         "recipient": "rcpt.%d@example.net" % i, "attempts": [], "final": "queued"})
+        messages.append({"id": "<%s.%d@example.com>" % (args.prefix, i), "sender": "%s.%d@example.com" % (args.prefix, i),
+                         "recipient": "rcpt%d@example.net" % i, "attempts": [], "final": "queued"})
     due = [(start, i) for i in range(len(messages))]  # every message queued at once, as qmail-send finds them
     heapq.heapify(due)
     running = {}
@@ -174,15 +174,14 @@ def run(args):
                     heapq.heappush(due, (next_retry(start, time.time(), args.time_scale), i))
                 else:
                     msg["final"] = {"K": "delivered", "D": "bounced"}[outcome]
-    return {"case": args.case, "tag": args.tag, "helo": args.helo, "concurrency": args.concurrency,
+    return {"prefix": args.prefix, "helo": args.helo, "concurrency": args.concurrency,
             "timeout": args.timeout, "time_scale": args.time_scale, "started": start,
             "seconds": round(time.time() - start, 2), "messages": messages}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--case", required=True)
-    parser.add_argument("--tag", required=True)
+    parser.add_argument("--prefix", required=True, help="Message-IDs <prefix>.<n>@example.com, senders alike")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
@@ -192,6 +191,7 @@ def main(argv=None):
     parser.add_argument("--connect-timeout", type=float, default=5.0)
     parser.add_argument("--time-scale", type=float, default=400.0, help="queue seconds per real second")
     parser.add_argument("--deadline", type=float, default=90.0, help="stop retrying after this many seconds")
+    parser.add_argument("--start-at", type=float, default=0.0, help="epoch seconds: queue the messages then")
     args = parser.parse_args(argv)
     args.helo = control(args.control, "helohost") or control(args.control, "me") or socket.getfqdn()
     args.concurrency = args.concurrency or int(control(args.control, "concurrencyremote", "20"))

@@ -24,13 +24,14 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import fault_matrix  # noqa: E402  pylint: disable=wrong-import-position
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
 
 RELAY = "srt-qmail-relay"
 QMAIL = "srt-qmail-tls"
 DRIVER = "/root/qmail_remote_driver.py"
 MESSAGES = 500
-WINDOW = 5  # seconds each fault lasts, counted from when the stand-in loads it
+WINDOW = 4  # seconds each fault lasts, counted from when the stand-in loads it
 TAG = uuid.uuid4().hex[:8]
 PEAK = "450 4.2.1 Peak SMTP relay limit exceeded for customer."
 USER_DAILY = "550 5.4.5 Daily SMTP relay limit exceeded for user."
@@ -55,6 +56,7 @@ CASES = {
 }
 BOUNCING = {"user_550": USER_DAILY, "customer_550": CUSTOMER_DAILY}
 RESULTS = {}  # case -> counts, written to .cache/logs/qmail-faults.json (each driver's output beside it)
+TAIL = fault_matrix.RecordTail(RELAY)
 LOGS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / ".cache" / "logs"
 
 
@@ -69,21 +71,12 @@ def write_config(config):
     return time.time()
 
 
-def record_size():
-    return int(relay_record.podman("exec", RELAY, "sh", "-c", "stat -c %%s %s 2>/dev/null || echo 0"
-                                   % relay_record.RECORD))
-
-
-def record_since(offset):
-    text = relay_record.podman("exec", RELAY, "tail", "-c", "+%d" % (offset + 1), relay_record.RECORD)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def baseline():
     """The stand-in's config as prepare left it; put back after the matrix, whatever happened."""
     relay_record.podman("cp", str(Path(__file__).with_name("qmail_remote_driver.py")), "%s:%s" % (QMAIL, DRIVER))
     config = read_config()
+    TAIL.records()  # what came before the matrix is skipped
     yield config
     write_config(config)
     LOGS.mkdir(parents=True, exist_ok=True)
@@ -92,22 +85,25 @@ def baseline():
 
 def run_case(case, baseline):
     faults, options = CASES[case]
-    offset = record_size()
+    batch = fault_matrix.Batch(case, "qmail", MESSAGES, TAG)
+    before = len(TAIL.records())
     started = time.monotonic()
+    # The driver queues its messages at start_at; the fault is written just before, so its window (counted from
+    # when the stand-in loads it, within 0.5 s) covers the first seconds of delivery whatever the load.
+    start_at = time.time() + 3
+    driver = subprocess.Popen(["podman", "exec", QMAIL, "python3", DRIVER, "--prefix", batch.prefix,
+                               "--count", str(MESSAGES), "--concurrency", str(CONCURRENCY),
+                               "--start-at", str(start_at)] + options,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(max(0.0, start_at - 1.0 - time.time()))
     if faults is None:
         switched = write_config(dict(baseline, tls={"cert": "/etc/relay-standin/untrusted.pem",
                                                     "key": "/etc/relay-standin/untrusted.key"}))
-    else:
-        switched = write_config(dict(baseline, faults=faults))
-        time.sleep(0.6)  # the stand-in re-reads its file every 0.5 s: the window starts before the first message
-    driver = subprocess.Popen(["podman", "exec", QMAIL, "python3", DRIVER, "--case", case, "--tag", TAG,
-                               "--count", str(MESSAGES), "--concurrency", str(CONCURRENCY)] + options,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    restored = None
-    if faults is None:
-        time.sleep(WINDOW)
+        time.sleep(max(0.0, start_at + WINDOW - time.time()))
         restored = time.time()  # connections opened from here on may get the relay's own certificate again
         write_config(baseline)
+    else:
+        switched, restored = write_config(dict(baseline, faults=faults)), None
     out, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, err[-3000:]
     if faults is not None:
@@ -115,37 +111,33 @@ def run_case(case, baseline):
     LOGS.mkdir(parents=True, exist_ok=True)
     (LOGS / ("qmail-faults-%s.json" % case)).write_text(out)
     result = json.loads(out)
-    records = record_since(offset)
-    counts = count(result, records)
+    records = TAIL.records()[before:]
+    counts = count(batch, result, records)
     counts.update(seconds=round(time.monotonic() - started, 1), driver_seconds=result["seconds"],
                   concurrency=result["concurrency"], timeout=result["timeout"])
     RESULTS[case] = counts
     return result, records, counts, (switched, restored)
 
 
-def count(result, records):
-    """Per message, from the stand-in's record (copies accepted) and the driver's final state (qmail's queue)."""
+def count(batch, result, records):
+    """The shared tally of the stand-in's record (delivered, once, duplicated = extra copies, connections), closed
+    with qmail's side from the driver: still queued, bounced (lost = neither delivered, bounced nor queued)."""
+    row = fault_matrix.tally(batch, records, client_ip=qmail_address())
+    finals = collections.Counter(msg["final"] for msg in result["messages"])
+    row.update(fault_matrix.settle(row, queued=finals["queued"], bounced=finals["bounced"]))
+    accepted = {r["message_id"] for r in records if r.get("kind") == "transaction" and r["verdict"] == "accepted"}
     senders = {msg["sender"] for msg in result["messages"]}
-    transactions = [r for r in records if r.get("kind") == "transaction"]
-    copies = collections.Counter(r["message_id"] for r in transactions if r["verdict"] == "accepted")
-    counts = collections.Counter(messages=len(result["messages"]), transactions=len(transactions),
-                                 connections=sum(r.get("kind") == "connection" for r in records),
-                                 foreign_transactions=sum(r["sender"] not in senders for r in transactions),
-                                 fault_hits=sum(len(r.get("faults") or ()) for r in records
-                                                if r.get("kind") == "connection"))
-    for msg in result["messages"]:
-        n = copies.get(msg["id"], 0)
-        counts["attempts"] += len(msg["attempts"])
-        counts["retried"] += len(msg["attempts"]) > 1
-        counts["bounced"] += msg["final"] == "bounced"
-        counts["still_queued"] += msg["final"] == "queued"
-        counts["delivered_once"] += n == 1
-        counts["duplicated"] += n > 1
-        # qmail drops a message from its queue only after a 250 (K) or a bounce (D): a 250 the relay never
-        # recorded is a lost message
-        counts["lost"] += n == 0 and msg["final"] == "delivered"
-        counts["bounced_yet_delivered"] += n > 0 and msg["final"] == "bounced"
-    return dict(counts)
+    row.update(
+        driver_attempts=sum(len(msg["attempts"]) for msg in result["messages"]),
+        retried=sum(len(msg["attempts"]) > 1 for msg in result["messages"]),
+        bounced_yet_delivered=sum(msg["final"] == "bounced" and msg["id"] in accepted for msg in result["messages"]),
+        foreign_transactions=sum(r.get("kind") == "transaction" and r["sender"] not in senders for r in records))
+    return row
+
+
+def qmail_address():
+    return relay_record.podman("inspect", QMAIL, "--format",
+                               "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}").strip()
 
 
 def relay_replies(records):
@@ -169,7 +161,7 @@ def test_fault_case(case, baseline):
     summary = json.dumps(counts)
     assert counts["foreign_transactions"] == 0, summary
     assert counts["retried"] + counts["bounced"] > 0, "the fault never fired: " + summary
-    assert counts["lost"] == 0 and counts["still_queued"] == 0, summary
+    assert counts["lost"] == 0 and counts["queued"] == 0, summary
     assert counts["bounced_yet_delivered"] == 0, summary
     # nothing in the clear, nothing but the relay on 587 after STARTTLS, qmail-remote's HELO kept
     for r in records:
@@ -184,19 +176,19 @@ def test_fault_case(case, baseline):
     if case in BOUNCING:
         refused = {r["sender"] for r in records if r.get("kind") == "transaction" and r["reply"] == BOUNCING[case]}
         assert counts["bounced"] == len(refused) > 0 and counts["duplicated"] == 0, summary
-        assert counts["delivered_once"] + counts["bounced"] == MESSAGES, summary
+        assert counts["once"] + counts["bounced"] == MESSAGES, summary
     elif case == "stall":
         check_stall(result, records, counts)
     else:
         assert counts["bounced"] == 0 and counts["duplicated"] == 0, summary
-        assert counts["delivered_once"] == MESSAGES, summary
+        assert counts["once"] == MESSAGES, summary
     if case == "connect_421":
         greetings = [a["reply"] for m in result["messages"] for a in m["attempts"] if a["stage"] == "greeting"]
         # stunnel hands the relay's 421 greeting on before it gives up: qmail-remote sees the real code
         assert greetings and set(greetings) == {TRY_LATER}
         assert len(greetings) == counts["fault_hits"], summary
     if case == "untrusted":
-        check_untrusted(result, records, switched, restored, counts)
+        check_untrusted(records, switched, restored, counts)
 
 
 def check_stall(result, records, counts):
@@ -212,7 +204,7 @@ def check_stall(result, records, counts):
     counts["possible_duplicate_reports"] = len(flagged)
     assert stalled and {r["message_id"] for r in stalled} <= flagged and duplicated <= flagged, json.dumps(counts)
     assert counts["duplicated"] == counts["stalled_then_accepted"] and counts["bounced"] == 0, json.dumps(counts)
-    assert counts["delivered_once"] + counts["duplicated"] == MESSAGES, json.dumps(counts)
+    assert counts["once"] + len(duplicated) == MESSAGES == counts["delivered"], json.dumps(counts)
 
 
 def copies(records, message_id):
@@ -220,7 +212,7 @@ def copies(records, message_id):
                for r in records)
 
 
-def check_untrusted(result, records, switched, restored, counts):
+def check_untrusted(records, switched, restored, counts):
     """While the impostor's certificate was presented, stunnel sent nothing: connections opened in that window
     carry no transaction (and no plain-text one exists at all, checked above)."""
     opened = {r["connection"]: r["time"] - r["duration"] for r in records if r.get("kind") == "connection"}
