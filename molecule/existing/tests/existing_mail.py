@@ -55,8 +55,9 @@ def smtp_greeting(host, port):
         "python3 -c 'import smtplib; s = smtplib.SMTP(); print(s.connect(\"127.0.0.1\", %d)[1].decode())'" % port)
 
 
-def smtp_sender_reply(host, sender):
-    """The reply of the host's own SMTP server on loopback to MAIL FROM:<sender>."""
+def smtp_rcpt_reply(host, sender, recipient):
+    """The reply of the host's own SMTP server on loopback to RCPT TO after MAIL FROM:<sender> (Debian's
+    Sendmail has delay_checks: the access map's From: entries answer at RCPT)."""
     return host.check_output(
         "python3 -c 'import smtplib; s = smtplib.SMTP(\"127.0.0.1\", 25); s.ehlo(\"client.corp.test\"); "
-        "code, text = s.mail(\"%s\"); print(code, text.decode())'" % sender)
+        "s.mail(\"%s\"); code, text = s.rcpt(\"%s\"); print(code, text.decode())'" % (sender, recipient))

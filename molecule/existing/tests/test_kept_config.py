@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from existing_mail import in_mailbox, mid, send, smtp_greeting, smtp_sender_reply
+from existing_mail import in_mailbox, mid, send, smtp_greeting, smtp_rcpt_reply
 
 BEFORE = "/root/before-relay-role"
 ROLES = Path(__file__).resolve().parents[3] / "roles"
@@ -89,8 +89,8 @@ def test_sendmail_files_untouched_and_local_settings_in_force(sendmail):
     for name in ("aliases", "access", "submit.mc"):
         assert sendmail.run("cmp %s/%s /etc/mail/%s" % (BEFORE, name, name)).rc == 0, name
     assert "CorpMail Sendmail" in smtp_greeting(sendmail, 25)
-    assert re.match(r"^5\d\d ", smtp_sender_reply(sendmail, "blocked@example.com"))
-    assert smtp_sender_reply(sendmail, "it-ops@example.com").startswith("250 ")
+    assert re.match(r"^5\d\d ", smtp_rcpt_reply(sendmail, "blocked@example.com", "helpdesk@localhost"))
+    assert smtp_rcpt_reply(sendmail, "it-ops@example.com", "helpdesk@localhost").startswith("250 ")
 
 
 def test_sendmail_local_alias_still_delivers(sendmail):
