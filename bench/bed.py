@@ -45,6 +45,7 @@ class Bed:
         self.etc = CACHE / "relay" / "etc"
         self.var = CACHE / "relay" / "var"
         self.password = None
+        self.converged = {}  # role: (container, inventory) kept for the next section
 
     @property
     def record(self):
@@ -130,7 +131,9 @@ def run_playbook(inventory, playbook, *args, forks=5):
     """Run ansible-playbook; return (seconds, {host: changed}, output). Raises on failure."""
     cmd = ["ansible-playbook", "-i", str(inventory), "-f", str(forks), "-e", "@%s" % PASSWORD_FILE, str(playbook), *args]
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # Per-task times in the log, to see where a slow run spends them.
+    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     elapsed = time.monotonic() - start
     log("$ %s\n%s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
     if proc.returncode != 0:

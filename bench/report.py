@@ -32,6 +32,14 @@ def _load(section):
                         " ".join("%.1f" % v for v in section["load_after"]))
 
 
+def _seconds(phase):
+    """A phase's median, or how many of its runs failed."""
+    if phase["median"] is None:
+        return "failed"
+    failed = sum(1 for sample in phase["samples"] if sample is None)
+    return "%.1f s%s" % (phase["median"], " (%d failed)" % failed if failed else "")
+
+
 def rows(report):
     """The table as (section, item, figures, load average before → after) rows."""
     out = []
@@ -45,11 +53,12 @@ def rows(report):
     roles = report.get("roles")
     if roles:
         for role, phases in roles["results"].items():
-            out.append(("role", role, "first converge %.1f s, rerun %.1f s (changed %d), check fresh %.1f s, "
-                        "check converged %.1f s (median of %d)" % (
-                            phases["converge"]["median"], phases["rerun"]["median"], max(phases["rerun_changed"]),
-                            phases["check_fresh"]["median"], phases["check_converged"]["median"],
-                            len(phases["converge"]["samples"])), _load(roles)))
+            out.append(("role", role, "first converge %s, rerun %s (changed %d), check fresh %s, "
+                        "check converged %s (median of %d)%s" % (
+                            _seconds(phases["converge"]), _seconds(phases["rerun"]), max(phases["rerun_changed"]),
+                            _seconds(phases["check_fresh"]), _seconds(phases["check_converged"]),
+                            len(phases["converge"]["samples"]),
+                            "".join("; %s" % failure for failure in phases.get("failures", []))), _load(roles)))
     throughput = report.get("throughput")
     if throughput:
         for role, tp in throughput["results"].items():

@@ -74,20 +74,35 @@ def section_roles(args, bed):
     results = {}
     for role in args.roles:
         samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}
-        rerun_changed = []
+        rerun_changed, failures = [], []
         for index in range(args.runs):
             name = "srt-bench-%s-%d" % (role, index)
             inventory = fresh_host(bed, name, role)
             for phase, extra in (("check_fresh", ("--check", "--diff")), ("converge", ()), ("rerun", ()),
                                  ("check_converged", ("--check", "--diff"))):
-                seconds, changed, dummy = run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role, *extra)
+                try:
+                    seconds, changed, dummy = run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role,
+                                                           *extra)
+                except RuntimeError as error:  # reported in the table; the run log has the output
+                    samples[phase].append(None)
+                    failures.append("%s %s run %d failed: %s" % (role, phase, index + 1, str(error).splitlines()[0]))
+                    continue
                 samples[phase].append(round(seconds, 1))
                 if phase == "rerun":
                     rerun_changed.append(changed.get(name, -1))
-            bed.remove_hosts([name])
-        results[role] = {phase: {"median": statistics.median(v), "samples": v} for phase, v in samples.items()}
-        results[role]["rerun_changed"] = rerun_changed
+            if index < args.runs - 1:
+                bed.remove_hosts([name])
+            else:  # the throughput section goes on with this converged host
+                bed.converged[role] = (name, inventory)
+        results[role] = {phase: {"median": _median([x for x in v if x is not None]),
+                                 "samples": v} for phase, v in samples.items()}
+        results[role]["rerun_changed"] = rerun_changed or [-1]
+        results[role]["failures"] = failures
     return results
+
+
+def _median(values):
+    return statistics.median(values) if values else None
 
 
 MTA_VERSION = {"postfix": "postfix", "sendmail": "sendmail-bin"}
@@ -104,9 +119,10 @@ def mta_deferrals(name, role):
 def section_throughput(args, bed):
     results = {}
     for role in args.roles:
-        name = "srt-bench-tp-%s" % role
-        inventory = fresh_host(bed, name, role)
-        run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role)
+        name, inventory = bed.converged.pop(role, ("srt-bench-tp-%s" % role, None))
+        if inventory is None:
+            inventory = fresh_host(bed, name, role)
+            run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role)
         version = podman("exec", name, "dpkg-query", "-W", "-f", "${Version}", MTA_VERSION[role]).stdout.strip()
         podman("cp", str(ROOT / "bench" / "inject.py"), "%s:/root/inject.py" % name)
         tag = "tp-%s-%d" % (role, time.time_ns())
@@ -139,6 +155,10 @@ def section_throughput(args, bed):
 def section_site(args, bed):
     results = []
     for hosts, forks in args.site:
+        if args.stop_by and datetime.now(timezone.utc).strftime("%H:%M") >= args.stop_by:
+            print("site.yml %d hosts, forks %d: skipped, past --stop-by %s" % (hosts, forks, args.stop_by),
+                  file=sys.stderr)
+            continue
         names = ["srt-bench-site-%02d" % n for n in range(hosts)]
         bed.add_hosts(names)
         inventory = write_inventory(CACHE / "site-inventory.yml", {"postfix": names},
@@ -178,6 +198,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--deadline", type=int, default=900, help="seconds to wait for the stand-in to accept all")
+    parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no further site.yml run starts")
     parser.add_argument("--out", default=str(RESULTS / "latest"), help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     sections = args.sections.split(",")
