@@ -302,7 +302,7 @@ def _own_fragments(root):
 
 
 def _merge_fragments(doc, fragments):
-    """Merge notes, requirements and options of this collection's fragments; name the others."""
+    """Merge notes, requirements, options and attributes of this collection's fragments; name the others."""
     doc = dict(doc)
     external = []
     for name in doc.get("extends_documentation_fragment") or []:
@@ -315,6 +315,12 @@ def _merge_fragments(doc, fragments):
             doc[key] = list(doc.get(key) or []) + extra
         if fragment.get("options"):
             doc["options"] = dict(fragment["options"], **(doc.get("options") or {}))
+        # As ansible-doc merges them: per attribute, what is already there wins.
+        attributes = dict(doc.get("attributes") or {})
+        for name, spec in (fragment.get("attributes") or {}).items():
+            attributes[name] = dict(spec, **attributes.get(name, {}))
+        if attributes:
+            doc["attributes"] = attributes
     doc["_external_fragments"] = external
     return doc
 

@@ -20,7 +20,7 @@ attributes:
       - When run twice with the same arguments, the second run gives the same result and changes nothing.
 """
 
-    # Notes shared by the controller-side relay checks.
+    # Notes and attributes shared by the controller-side relay checks.
     CONTROLLER_CHECK = r"""
 options: {}
 notes:
@@ -30,4 +30,26 @@ notes:
     id, and how to fix it.
 requirements:
   - netaddr (Python library on the controller)
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+  connection:
+    support: none
+  delegation:
+    support: none
+    details: Runs on the controller and never connects to the host, so O(ignore:delegate_to) has no effect.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: all
 """
