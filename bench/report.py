@@ -28,8 +28,10 @@ def machine(versions):
 
 
 def _load(section):
-    return "%s → %s" % (" ".join("%.1f" % v for v in section["load_before"]),
-                        " ".join("%.1f" % v for v in section["load_after"]))
+    """Load average before → after; a section taken from an earlier run names that run."""
+    return "%s → %s%s" % (" ".join("%.1f" % v for v in section["load_before"]),
+                          " ".join("%.1f" % v for v in section["load_after"]),
+                          " (run %s, %s)" % (section["run"], section["git"]) if "run" in section else "")
 
 
 def _seconds(phase):

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def fresh_host(bed, name, role):
 def section_roles(args, bed):
     results = {}
     for role in args.roles:
-        samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}
+        samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}  # check_fresh: optional
         rerun_changed, failures = [], []
+        phases = ((("check_fresh", ("--check", "--diff")),) if args.check_fresh else ()) + (
+            ("converge", ()), ("rerun", ()), ("check_converged", ("--check", "--diff")))
         for index in range(args.runs):
+            if index and past(args.stop_by):
+                failures.append("%s: %d of %d runs, the rest skipped past --stop-by" % (role, index, args.runs))
+                break
             name = "srt-bench-%s-%d" % (role, index)
             inventory = fresh_host(bed, name, role)
-            for phase, extra in (("check_fresh", ("--check", "--diff")), ("converge", ()), ("rerun", ()),
-                                 ("check_converged", ("--check", "--diff"))):
+            for phase, extra in phases:
                 try:
                     seconds, changed, dummy = run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role,
                                                            *extra)
@@ -90,10 +95,11 @@ def section_roles(args, bed):
                 samples[phase].append(round(seconds, 1))
                 if phase == "rerun":
                     rerun_changed.append(changed.get(name, -1))
-            if index < args.runs - 1:
-                bed.remove_hosts([name])
-            else:  # the throughput section goes on with this converged host
+            if "throughput" in args.sections and not args.parallel:  # goes on with the last converged host
+                bed.remove_hosts(list(bed.converged.pop(role, ())[:1]))
                 bed.converged[role] = (name, inventory)
+            else:
+                bed.remove_hosts([name])
         results[role] = {phase: {"median": _median([x for x in v if x is not None]),
                                  "samples": v} for phase, v in samples.items()}
         results[role]["rerun_changed"] = rerun_changed or [-1]
@@ -155,7 +161,7 @@ def section_throughput(args, bed):
 def section_site(args, bed):
     results = []
     for hosts, forks in args.site:
-        if args.stop_by and datetime.now(timezone.utc).strftime("%H:%M") >= args.stop_by:
+        if past(args.stop_by):
             print("site.yml %d hosts, forks %d: skipped, past --stop-by %s" % (hosts, forks, args.stop_by),
                   file=sys.stderr)
             continue
@@ -172,6 +178,10 @@ def section_site(args, bed):
     return results
 
 
+def past(stop_by):
+    return bool(stop_by) and datetime.now(timezone.utc).strftime("%H:%M") >= stop_by
+
+
 def versions():
     def first_line(*cmd):
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -184,6 +194,33 @@ def versions():
             "ansible-core": ansible.release.__version__,
             "podman": first_line("podman", "--version").replace("podman version ", ""),
             "python": sys.version.split()[0]}
+
+
+FUNCS = (("policy", section_policy), ("roles", section_roles), ("throughput", section_throughput),
+         ("site", section_site))
+
+
+def measure(job, bed):
+    name, func, args = job
+    before, start = fmt.load_average(), time.monotonic()
+    results = func(args, bed)
+    print("%s done in %d s" % (name, time.monotonic() - start), file=sys.stderr)
+    return {"results": results, "load_before": before, "load_after": fmt.load_average(),
+            "seconds": round(time.monotonic() - start)}
+
+
+def merge_section(report, name, measured):
+    """Sections measured in parts (--parallel: one part per role) become one section."""
+    if name == "policy":
+        measured["runs"] = measured["results"]["runs"]
+        measured["results"] = measured["results"]["results"]
+    if name not in report:
+        report[name] = measured
+        return
+    section = report[name]
+    section["results"].update(measured["results"])
+    section["load_after"] = measured["load_after"]
+    section["seconds"] = max(section["seconds"], measured["seconds"])
 
 
 def parse_site(text):
@@ -199,30 +236,38 @@ def main(argv=None):
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--deadline", type=int, default=900, help="seconds to wait for the stand-in to accept all")
     parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no further site.yml run starts")
+    parser.add_argument("--check-fresh", action="store_true", help="also time check mode on the fresh container")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the sections (and each role) at the same time: faster, but they load each other")
+    parser.add_argument("--merge", action="append", default=[], metavar="JSON",
+                        help="take the sections not run now from an earlier results file (marked with its run)")
     parser.add_argument("--out", default=str(RESULTS / "latest"), help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    sections = args.sections.split(",")
+    sections = args.sections = args.sections.split(",")
     # A killed run (SIGTERM) still removes its containers.
     signal.signal(signal.SIGTERM, lambda *dummy: sys.exit(143))
     CACHE.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": fmt.machine(versions()),
-              "notes": NOTES}
+              "notes": NOTES + (["--parallel: the sections (and the roles) ran at the same time and loaded each other; "
+                                 "the timed role runs are one host each all the same."] if args.parallel else [])}
     bed = Bed()
     try:
         if set(sections) - {"policy"}:
             bed.up()
-        for name, func in (("policy", section_policy), ("roles", section_roles),
-                           ("throughput", section_throughput), ("site", section_site)):
-            if name in sections:
-                before, start = fmt.load_average(), time.monotonic()
-                results = func(args, bed)
-                report[name] = {"results": results, "load_before": before, "load_after": fmt.load_average(),
-                                "seconds": round(time.monotonic() - start)}
-                if name == "policy":
-                    report[name]["runs"] = results["runs"]
-                    report[name]["results"] = results["results"]
-                print("%s done in %d s" % (name, report[name]["seconds"]), file=sys.stderr)
+        jobs = [(name, func, args) for name, func in FUNCS if name in sections]
+        if args.parallel:  # the roles one thread each too
+            jobs = [job for job in jobs if job[0] != "roles"] + [
+                ("roles", section_roles, argparse.Namespace(**dict(vars(args), roles=[role])))
+                for role in (args.roles if "roles" in sections else ())]
+        with ThreadPoolExecutor(len(jobs) if args.parallel else 1) as pool:
+            for name, measured in zip([job[0] for job in jobs], pool.map(lambda job: measure(job, bed), jobs)):
+                merge_section(report, name, measured)
+        for old in args.merge:
+            earlier = json.loads(Path(old).read_text())
+            for name in fmt.SECTIONS:
+                if name in earlier and name not in report:
+                    report[name] = dict(earlier[name], run=earlier["date"], git=earlier["machine"]["versions"]["git"])
     finally:
         password = bed.password
         bed.down()
