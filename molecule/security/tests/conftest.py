@@ -1,0 +1,126 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared pieces of the security scans: containers, playbook runs, the stand-in's config, host checksums."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+
+SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[1]
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+LOG_PATH = EPHEMERAL / "ansible.log"
+# testinfra asks ansible-inventory for the inventory, which holds the test bed's passwords: keep that dump out
+# of the scenario's log, and its stdout free of -vvv chatter (it is parsed as JSON).
+for _name in ("ANSIBLE_LOG_PATH", "ANSIBLE_VERBOSITY", "ANSIBLE_DIFF_ALWAYS"):
+    os.environ.pop(_name, None)
+
+MTAS = {"postfix": "srt-security-postfix", "sendmail": "srt-security-sendmail"}
+RELAY = "srt-security-relay"
+OUTSIDER = "srt-security-outsider"
+NETWORK, OUTSIDE_NETWORK = "srt-security", "srt-security-out"
+STANDIN_CONFIG = "/etc/relay-standin/config.yml"
+PASSWORDS = {"postfix": "security-Postfix-pw-5b0e", "sendmail": "security-Sendmail-pw-93c4"}  # molecule.yml
+# The MTA configuration a run could change: every file of the MTA's configuration directory.
+CONFIG_DIRS = {"postfix": "/etc/postfix", "sendmail": "/etc/mail"}
+DAEMON_PIDS = {"postfix": "/var/spool/postfix/pid/master.pid", "sendmail": "/run/sendmail/mta/sendmail.pid"}
+
+
+def podman(*args, stdin=None, check=True):
+    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=check).stdout
+
+
+def host(name):
+    return testinfra.get_host("podman://" + name)
+
+
+def address(container, network):
+    info = json.loads(podman("inspect", container, "--format", "json"))[0]
+    return info["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def subnet(network):
+    info = json.loads(podman("network", "inspect", network, "--format", "json"))[0]
+    return next(s["subnet"] for s in info["subnets"] if "." in s["subnet"])
+
+
+def standin_add_users(users):
+    """Teach the stand-in more SMTP AUTH users (it re-reads its config within 0.5 s)."""
+    config = yaml.safe_load(podman("exec", RELAY, "cat", STANDIN_CONFIG))
+    config["users"].update(users)
+    podman("exec", "-i", RELAY, "sh", "-c", "umask 077 && cat > {0}.new && mv {0}.new {0}".format(STANDIN_CONFIG),
+           stdin=yaml.safe_dump(config))
+    time.sleep(1.5)
+
+
+def ansible_env(tmpdir, **extra):
+    """The environment of a playbook run: the scenario's log, its ansible.cfg, and a TMPDIR of its own."""
+    env = dict(os.environ, ANSIBLE_LOG_PATH=str(LOG_PATH), ANSIBLE_NOCOLOR="1", TMPDIR=str(tmpdir), **extra)
+    if (EPHEMERAL / "ansible.cfg").exists():
+        env["ANSIBLE_CONFIG"] = str(EPHEMERAL / "ansible.cfg")
+    return env
+
+
+def run_site(inventory, *args, tmpdir, extra_vars=None, env=None):
+    """playbooks/site.yml as a user runs it; extra vars go through a 0600 file, never the command line."""
+    cmd = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "site.yml"), *args]
+    vars_file = None
+    if extra_vars:
+        vars_file = EPHEMERAL / ("extra-vars-%d.json" % time.time_ns())
+        vars_file.touch(mode=0o600)
+        vars_file.write_text(json.dumps(extra_vars))
+        cmd += ["-e", "@%s" % vars_file]
+    start = time.monotonic()
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                env=ansible_env(tmpdir, **(env or {})))
+    finally:
+        if vars_file:
+            vars_file.unlink()
+    result.seconds = round(time.monotonic() - start, 1)
+    return result
+
+
+def recap(output):
+    """{host: {ok: n, changed: n, ...}} from the PLAY RECAP."""
+    counters = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        if ":" in line and "ok=" in line:
+            name, items = line.split(":", 1)
+            counters[name.strip()] = {k: int(v) for k, v in (item.split("=") for item in items.split())}
+    return counters
+
+
+def config_state(mta):
+    """Checksums of every file of the MTA's configuration directory and the daemon's process id."""
+    target = host(MTAS[mta])
+    sums = target.check_output("find %s -type f -print0 | sort -z | xargs -0 sha256sum" % CONFIG_DIRS[mta])
+    pid = target.check_output("cat %s" % DAEMON_PIDS[mta]).split()[0]
+    return {"files": sums, "pid": pid}
+
+
+@pytest.fixture(scope="session")
+def relay():
+    return relay_record.relay()
+
+
+@pytest.fixture(scope="session")
+def results():
+    """Measured numbers, written to .cache/logs/security-verify.json at the end of the run."""
+    found = {}
+    yield found
+    out = Path(os.environ.get("SMARTHOST_ROOT", ROOT)) / ".cache" / "logs" / "security-verify.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(found, indent=2, sort_keys=True))
