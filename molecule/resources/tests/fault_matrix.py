@@ -1,0 +1,152 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fault-matrix counting, shared by the scenarios that prove "nothing lost, nothing sent twice".
+
+A ``Batch`` is the messages one MTA queued during one case: ``count`` messages with the unique Message-IDs
+``<prefix>.<i>@example.com`` and one envelope sender of their own, so that the bounces (DSNs, null sender) the MTA
+sends about them can be told apart from any other mail. The steps, for any MTA:
+
+    batch = Batch("421-connect", "postfix", 500, run_id)
+    podman("exec", "-i", container, "sh", "-c", INSTALL_INJECTOR, stdin=INJECTOR)   # once per container
+    podman("exec", container, *batch.inject_argv())                                   # SMTP to localhost:25
+    ... fault, recovery, flush ...
+    tail = RecordTail("srt-<scenario>-relay")
+    row = tally(batch, tail.records(), since=start, client_ip="10.89.1.3")
+    row.update(settle(row, queued=..., bounced=...))
+    print(format_table([row, ...]))
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+
+RECORD = "/var/lib/relay-standin/record.jsonl"
+INJECTOR_PATH = "/usr/local/bin/fault-matrix-inject"
+INSTALL_INJECTOR = "cat > %s && chmod 0755 %s" % (INJECTOR_PATH, INJECTOR_PATH)
+
+# Submits the batch to the MTA's own SMTP listener on localhost:25 in one session (as an application would), at
+# ``rate`` messages per second (0: as fast as the MTA takes them). When the MTA drops the session (a restart by a
+# role run), it reconnects and submits the message it was on again. Prints "<submitted> <reconnects>".
+INJECTOR = r'''#!/usr/bin/python3
+import smtplib, sys, time
+prefix, sender, count, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+start, reconnects, smtp, i = time.monotonic(), 0, None, 0
+while i < count:
+    if rate:
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+    try:
+        if smtp is None:
+            smtp = smtplib.SMTP("127.0.0.1", 25, local_hostname="localhost", timeout=120)
+        smtp.sendmail(sender, ["rcpt%d@example.net" % i],
+                      "From: %s\r\nTo: rcpt%d@example.net\r\nSubject: %s %d\r\nMessage-ID: <%s.%d@example.com>\r\n"
+                      "\r\nfault matrix\r\n" % (sender, i, prefix, i, prefix, i))
+        i += 1
+    except (OSError, smtplib.SMTPException):
+        if time.monotonic() - start > 600:
+            raise
+        smtp, reconnects = None, reconnects + 1
+        time.sleep(0.5)
+smtp.quit()
+print(count, reconnects)
+'''
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One MTA's messages in one case."""
+
+    case: str
+    mta: str
+    count: int
+    run: str
+
+    @property
+    def prefix(self):
+        return "%s.%s.%s" % (self.case, self.mta, self.run)
+
+    @property
+    def sender(self):
+        """The batch's own envelope sender: DSNs about the batch go to it."""
+        return "%s.%s@example.com" % (self.case, self.mta)
+
+    def message_id(self, index):
+        return "<%s.%d@example.com>" % (self.prefix, index)
+
+    def inject_argv(self, rate=0.0):
+        return [INJECTOR_PATH, self.prefix, self.sender, str(self.count), str(rate)]
+
+    def owns(self, record):
+        return (record.get("message_id") or "").startswith("<%s." % self.prefix)
+
+
+class RecordTail:
+    """The stand-in's record in a container, read incrementally (the record of a full matrix is megabytes)."""
+
+    def __init__(self, container, path=RECORD):
+        self.container, self.path, self.offset, self.lines = container, path, 0, []
+
+    def records(self):
+        data = subprocess.run(["podman", "exec", self.container, "tail", "-c", "+%d" % (self.offset + 1), self.path],
+                              capture_output=True, check=True).stdout
+        complete = data[:data.rfind(b"\n") + 1]  # an unfinished last line is read next time
+        self.offset += len(complete)
+        self.lines.extend(json.loads(line) for line in complete.splitlines() if line.strip())
+        return self.lines
+
+
+def tally(batch, records, since=0.0, client_ip=None):
+    """What the relay saw of ``batch``: messages accepted once or more, refused and deferred attempts, DSNs to the
+    batch's sender, and (with ``client_ip``) the connections that client opened since ``since``."""
+    recent = [r for r in records if r.get("time", 0) >= since]
+    mine = [r for r in recent if r.get("kind") == "transaction" and batch.owns(r)]
+    accepted = Counter(r["message_id"] for r in mine if r["verdict"] == "accepted")
+    dsns = [r for r in recent if r.get("kind") == "transaction" and r.get("verdict") == "accepted"
+            and r.get("sender") == "" and r.get("recipients") == [batch.sender]]
+    row = {"case": batch.case, "mta": batch.mta, "messages": batch.count,
+           "delivered": len(accepted), "once": sum(1 for n in accepted.values() if n == 1),
+           "duplicated": sum(n - 1 for n in accepted.values()),
+           "dsn_at_relay": len(dsns),
+           "attempts": dict(Counter(r["verdict"] for r in mine)),
+           "first_accepted": min((r["time"] for r in mine if r["verdict"] == "accepted"), default=None)}
+    if client_ip:
+        conns = [r for r in recent if r.get("kind") == "connection" and r.get("client_ip") == client_ip]
+        row["connections"] = len(conns)
+        row["fault_hits"] = sum(len(r.get("faults") or []) for r in conns)
+    return row
+
+
+def settle(row, queued, bounced, dsn_local=0):
+    """Close a row with what the MTA itself says: still queued, bounced (its log), DSNs kept locally.
+    lost: neither delivered, nor bounced to someone, nor still queued."""
+    return {"queued": queued, "bounced": bounced, "dsn_local": dsn_local,
+            "lost": row["messages"] - row["delivered"] - bounced - queued}
+
+
+COLUMNS = ("case", "mta", "messages", "delivered", "once", "duplicated", "lost", "bounced", "dsn_at_relay",
+           "dsn_local", "queued", "connections", "seconds")
+
+
+def format_table(rows, columns=COLUMNS):
+    """A fixed-width text table of the rows (missing cells blank)."""
+    cells = [[str(c) for c in columns]] + [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.rjust(width) if n > 1 else cell.ljust(width)
+                               for n, (cell, width) in enumerate(zip(line, widths))) for line in cells)
+
+
+def switch_over(records, batch, is_old, is_new):
+    """Where the batch's accepted transactions switch from the old setting to the new one: counts of each, the
+    last old and first new transaction (time, connection), and how many old ones came after the first new one."""
+    accepted = sorted((r for r in records if r.get("kind") == "transaction" and batch.owns(r)
+                       and r["verdict"] == "accepted"), key=lambda r: r["time"])
+    old = [r for r in accepted if is_old(r)]
+    new = [r for r in accepted if is_new(r)]
+    first_new = new[0]["time"] if new else None
+    return {"old": len(old), "new": len(new), "neither": len(accepted) - len(old) - len(new),
+            "last_old": old[-1]["ts"] if old else None, "first_new": new[0]["ts"] if new else None,
+            "last_old_index": old[-1]["message_id"] if old else None,
+            "first_new_index": new[0]["message_id"] if new else None,
+            "old_after_first_new": sum(1 for r in old if first_new is not None and r["time"] > first_new)}
