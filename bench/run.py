@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -56,12 +58,14 @@ NOTES = [
 ]
 
 
-def section_policy(args, bed):  # pylint: disable=unused-argument
+def section_policy(args, bed, publish):  # pylint: disable=unused-argument
     target = CACHE / "policy.json"
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "policy_bench.py"), "--json", str(target)],
                          capture_output=True, text=True, check=True)
     log(out.stdout + out.stderr)
-    return json.loads(target.read_text())
+    results = json.loads(target.read_text())
+    publish(results)
+    return results
 
 
 def fresh_host(bed, name, role):
@@ -71,7 +75,7 @@ def fresh_host(bed, name, role):
     return inventory
 
 
-def section_roles(args, bed):
+def section_roles(args, bed, publish):
     results = {}
     for role in args.roles:
         samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}  # check_fresh: optional
@@ -100,10 +104,11 @@ def section_roles(args, bed):
                 bed.converged[role] = (name, inventory)
             else:
                 bed.remove_hosts([name])
-        results[role] = {phase: {"median": _median([x for x in v if x is not None]),
-                                 "samples": v} for phase, v in samples.items()}
-        results[role]["rerun_changed"] = rerun_changed or [-1]
-        results[role]["failures"] = failures
+            results[role] = {phase: {"median": _median([x for x in v if x is not None]),
+                                     "samples": v} for phase, v in samples.items()}
+            results[role]["rerun_changed"] = rerun_changed or [-1]
+            results[role]["failures"] = failures
+            publish(results)
     return results
 
 
@@ -122,7 +127,7 @@ def mta_deferrals(name, role):
     return len(lines), lines[:3]
 
 
-def section_throughput(args, bed):
+def section_throughput(args, bed, publish):
     results = {}
     for role in args.roles:
         name, inventory = bed.converged.pop(role, ("srt-bench-tp-%s" % role, None))
@@ -155,10 +160,11 @@ def section_throughput(args, bed):
             "mta_deferred": deferred, "mta_deferred_examples": examples,
         }
         bed.remove_hosts([name])
+        publish(results)
     return results
 
 
-def section_site(args, bed):
+def section_site(args, bed, publish):
     results = []
     for hosts, forks in args.site:
         if past(args.stop_by):
@@ -175,6 +181,7 @@ def section_site(args, bed):
                         "seconds_per_host": round(seconds / hosts, 1),
                         "changed_per_host": statistics.median(changed[n] for n in names)})
         bed.remove_hosts(names)
+        publish(results)
     return results
 
 
@@ -200,27 +207,48 @@ FUNCS = (("policy", section_policy), ("roles", section_roles), ("throughput", se
          ("site", section_site))
 
 
-def measure(job, bed):
-    name, func, args = job
-    before, start = fmt.load_average(), time.monotonic()
-    results = func(args, bed)
-    print("%s done in %d s" % (name, time.monotonic() - start), file=sys.stderr)
-    return {"results": results, "load_before": before, "load_after": fmt.load_average(),
-            "seconds": round(time.monotonic() - start)}
+class Report:
+    """The report, written out again whenever a measurement is added (a run stopped early keeps its figures)."""
+
+    def __init__(self, args, header):
+        self.args, self.data, self.lock, self.password = args, header, threading.Lock(), None
+
+    def publish(self, name, results, before, start):
+        with self.lock:
+            if name == "policy":
+                section = {"runs": results["runs"], "results": results["results"]}
+            elif name == "roles" and name in self.data:  # --parallel: one part per role
+                section = {"results": dict(self.data[name]["results"], **results),
+                           "load_before": self.data[name]["load_before"]}
+            else:
+                section = {"results": results}
+            section.setdefault("load_before", before)
+            section.update(load_after=fmt.load_average(), seconds=round(time.monotonic() - start))
+            self.data[name] = section
+            self.write()
+
+    def measure(self, job):
+        name, func, args = job
+        before, start = fmt.load_average(), time.monotonic()
+        results = func(args, BED, lambda partial: self.publish(name, partial, before, start))
+        print("%s done in %d s" % (name, time.monotonic() - start), file=sys.stderr)
+
+    def merge(self, path):
+        earlier = json.loads(Path(path).read_text())
+        for name in fmt.SECTIONS:
+            if name in earlier and name not in self.args.sections:
+                self.data[name] = dict(earlier[name], run=earlier["date"], git=earlier["machine"]["versions"]["git"])
+
+    def write(self):
+        draft = fmt.format_text(self.data) + fmt.format_markdown(self.data) + json.dumps(self.data)
+        self.data["password_in_output"] = fmt.count_secret([LOG.read_text(), draft], self.password)
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(self.data, indent=2) + "\n")
+        out.with_suffix(".md").write_text(fmt.format_markdown(self.data))
 
 
-def merge_section(report, name, measured):
-    """Sections measured in parts (--parallel: one part per role) become one section."""
-    if name == "policy":
-        measured["runs"] = measured["results"]["runs"]
-        measured["results"] = measured["results"]["results"]
-    if name not in report:
-        report[name] = measured
-        return
-    section = report[name]
-    section["results"].update(measured["results"])
-    section["load_after"] = measured["load_after"]
-    section["seconds"] = max(section["seconds"], measured["seconds"])
+BED = Bed()
 
 
 def parse_site(text):
@@ -244,41 +272,33 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS / "latest"), help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     sections = args.sections = args.sections.split(",")
-    # A killed run (SIGTERM) still removes its containers.
-    signal.signal(signal.SIGTERM, lambda *dummy: sys.exit(143))
+    # A killed run (SIGTERM) still removes its containers; the figures so far are written already.
+    signal.signal(signal.SIGTERM, lambda *dummy: (BED.down() if BED.password else None, os._exit(143)))
     CACHE.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
-    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": fmt.machine(versions()),
+    header = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": fmt.machine(versions()),
               "notes": NOTES + (["--parallel: the sections (and the roles) ran at the same time and loaded each other; "
                                  "the timed role runs are one host each all the same."] if args.parallel else [])}
-    bed = Bed()
+    report = Report(args, header)
     try:
         if set(sections) - {"policy"}:
-            bed.up()
+            BED.up()
+            report.password = BED.password
+        for path in args.merge:
+            report.merge(path)
         jobs = [(name, func, args) for name, func in FUNCS if name in sections]
         if args.parallel:  # the roles one thread each too
             jobs = [job for job in jobs if job[0] != "roles"] + [
                 ("roles", section_roles, argparse.Namespace(**dict(vars(args), roles=[role])))
                 for role in (args.roles if "roles" in sections else ())]
         with ThreadPoolExecutor(len(jobs) if args.parallel else 1) as pool:
-            for name, measured in zip([job[0] for job in jobs], pool.map(lambda job: measure(job, bed), jobs)):
-                merge_section(report, name, measured)
-        for old in args.merge:
-            earlier = json.loads(Path(old).read_text())
-            for name in fmt.SECTIONS:
-                if name in earlier and name not in report:
-                    report[name] = dict(earlier[name], run=earlier["date"], git=earlier["machine"]["versions"]["git"])
+            list(pool.map(report.measure, jobs))
     finally:
-        password = bed.password
-        bed.down()
-    draft = fmt.format_text(report) + fmt.format_markdown(report) + json.dumps(report)
-    report["password_in_output"] = fmt.count_secret([LOG.read_text(), draft], password)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(fmt.format_markdown(report))
-    print(fmt.format_text(report))
-    return 0 if report["password_in_output"] == 0 else 1
+        if report.password:  # the bed is up (a policy-only run leaves others' bench containers alone)
+            BED.down()
+    report.write()
+    print(fmt.format_text(report.data))
+    return 0 if report.data["password_in_output"] == 0 else 1
 
 
 if __name__ == "__main__":
