@@ -230,7 +230,7 @@ class Report:
     def measure(self, job):
         name, func, args = job
         before, start = fmt.load_average(), time.monotonic()
-        results = func(args, BED, lambda partial: self.publish(name, partial, before, start))
+        func(args, BED, lambda partial: self.publish(name, partial, before, start))
         print("%s done in %d s" % (name, time.monotonic() - start), file=sys.stderr)
 
     def merge(self, path):
