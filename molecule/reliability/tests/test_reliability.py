@@ -50,11 +50,13 @@ MTAS = {
                 "queued": "find /var/spool/postfix/incoming /var/spool/postfix/active /var/spool/postfix/deferred "
                           "/var/spool/postfix/hold /var/spool/postfix/maildrop -type f | wc -l",
                 "flush": ["postqueue", "-f"],
-                "bounce": r"to=<rcpt[0-9]+@example\.net>.*status=bounced"},
+                "bounce": r"to=<rcpt[0-9]+@example\.net>.*status=bounced",
+                "greeting_timeout": r"timed out while receiving the initial server greeting"},
     "sendmail": {"container": "srt-reliability-sendmail",
                  "queued": "find /var/spool/mqueue -name 'qf*' | wc -l",
                  "flush": ["sendmail", "-q"],
-                 "bounce": r"to=<?rcpt[0-9]+@example\.net.*dsn=5"},
+                 "bounce": r"to=<?rcpt[0-9]+@example\.net.*dsn=5",
+                 "greeting_timeout": r"timeout waiting for input from \S+ during client greeting"},
 }
 LOCAL_DSNS = "cat /var/mail/* /var/lib/sendmail/dead.letter 2>/dev/null | grep -c '^From ' || true"
 
@@ -100,9 +102,9 @@ def queued(mta):
     return int(sh(mta, MTAS[mta]["queued"]).strip())
 
 
-def log_bounces(mta, since):
+def log_count(mta, since, what="bounce"):
     text = sh(mta, "journalctl -q -o cat --since @%d" % int(since))
-    return len(re.findall(MTAS[mta]["bounce"], text))
+    return len(re.findall(MTAS[mta][what], text))
 
 
 def local_dsns(mta):
@@ -193,7 +195,7 @@ def run_case(name, changes, hold, during=None):
     rows = {}
     for mta, batch in batches.items():
         row = fault_matrix.tally(batch, records, since=start, client_ip=IPS[mta])
-        row.update(fault_matrix.settle(row, queued=queued(mta), bounced=log_bounces(mta, start),
+        row.update(fault_matrix.settle(row, queued=queued(mta), bounced=log_count(mta, start),
                                        dsn_local=local_dsns(mta) - before[mta]))
         row.update(held=held[mta], seconds=round(time.time() - start), recovery_seconds=round(time.time() - recovered),
                    delivered_during_fault=sum(1 for r in records if r.get("kind") == "transaction"
@@ -248,8 +250,12 @@ def test_fault(name, changes, hold):
             assert SENDMAIL_BOUNCES[name] in text, row
             continue
         assert_clean(row)
-        assert row["held"] == BATCH, row  # the fault was felt: all the mail waited
-        if name not in ("unreachable", "untrusted-cert"):  # those two leave no transaction and no fault hit
+        assert row["held"] > 0, row  # mail waited (a file count of the queue, taken as the fault ends)
+        if name == "stall":
+            # The stand-in records no line for a connection its client gave up during the stall: the MTA's log tells.
+            row["greeting_timeouts"] = log_count(mta, start, "greeting_timeout")
+            assert row["greeting_timeouts"] > 0, row
+        elif name not in ("unreachable", "untrusted-cert"):  # those two leave no transaction and no fault hit
             assert row["attempts"].get("accepted", 0) < sum(row["attempts"].values()) or row["fault_hits"], row
 
 
@@ -264,11 +270,13 @@ def relay_dsn_texts(records, row):
 
 def test_reload_under_load():
     """Re-run each role with a changed setting while 1,000 messages flow through its MTA: Postfix from 587 +
-    STARTTLS to 465 (implicit TLS), Sendmail (no 465 client) to another HELO name. 0 lost; the record shows where
-    the old setting ends and the new one starts."""
+    STARTTLS + SMTP AUTH to 465 (implicit TLS) without AUTH (the relay allows AUTH on 587 only; the allowlist and
+    the HELO name carry it), Sendmail (no 465 client) to another HELO name. 0 lost; the record shows where the old
+    setting ends and the new one starts."""
     start = time.time()
     batches = {mta: Batch("reload", mta, RELOAD_BATCH, RUN) for mta in MTAS}
-    changes = {"postfix": {"relay_tls": "implicit"}, "sendmail": {"relay_helo_name": "mail.example.com"}}
+    changes = {"postfix": {"relay_tls": "implicit", "relay_port": 465, "relay_auth": False, "relay_auth_username": ""},
+               "sendmail": {"relay_helo_name": "mail.example.com"}}
     with ThreadPoolExecutor(4) as pool:
         flows = {mta: pool.submit(inject, batch, 25.0) for mta, batch in batches.items()}
         time.sleep(5)  # the flow is under way when the roles start
@@ -279,14 +287,15 @@ def test_reload_under_load():
         flush(mta)
     drain()
     records = TAIL.records()
-    checks = {"postfix": (lambda r: r["port"] == 587, lambda r: r["port"] == 465 and r["tls_mode"] == "implicit"),
+    checks = {"postfix": (lambda r: r["port"] == 587 and r["auth_user"] == "postfix@example.com",
+                          lambda r: r["port"] == 465 and r["tls_mode"] == "implicit" and r["auth_user"] is None),
               "sendmail": (lambda r: r["helo"] == "mta-sendmail.corp.test", lambda r: r["helo"] == "mail.example.com")}
     report = {}
     for mta, batch in batches.items():
         run = runs[mta]
         assert run.returncode == 0, run.stdout[-3000:]
         row = fault_matrix.tally(batch, records, since=start, client_ip=IPS[mta])
-        row.update(fault_matrix.settle(row, queued=queued(mta), bounced=log_bounces(mta, start)))
+        row.update(fault_matrix.settle(row, queued=queued(mta), bounced=log_count(mta, start)))
         row.update(seconds=round(time.time() - start), role_seconds=run.seconds, reconnects=reconnects[mta],
                    changed=recap(run, MTAS[mta]["container"])["changed"])
         switch = fault_matrix.switch_over(records, batch, *checks[mta])
