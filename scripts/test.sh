@@ -89,17 +89,26 @@ tier_build() {
 }
 
 tier_molecule() {
-    local s rc=0
+    local s rc=0 logs=$CACHE/logs
+    local -x MOLECULE_EPHEMERAL_DIRECTORY
+    mkdir -p "$logs"
     for s in $SCENARIOS; do
-        say "molecule test -s $s"
+        say "molecule test -s $s (full output: $logs/molecule-$s.log)"
         local start=$SECONDS
-        if molecule test -s "$s"; then
+        # `molecule test` deletes its ephemeral files at the end; the scenarios' ANSIBLE_LOG_PATH there is a
+        # link into .cache/logs, so the secret scan below also reads the verifiers' own playbook runs.
+        MOLECULE_EPHEMERAL_DIRECTORY=$CACHE/molecule/$s
+        mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY" && : >"$logs/ansible-$s.log"
+        ln -sfn "$logs/ansible-$s.log" "$MOLECULE_EPHEMERAL_DIRECTORY/ansible.log"
+        if molecule test -s "$s" 2>&1 | tee "$logs/molecule-$s.log"; then
             say "scenario $s passed in $((SECONDS - start))s"
         else
             say "scenario $s FAILED after $((SECONDS - start))s"
             rc=1
         fi
     done
+    say "secret scan of every log under $logs"
+    python "$ROOT/scripts/scan_secrets.py" || rc=1
     return $rc
 }
 
