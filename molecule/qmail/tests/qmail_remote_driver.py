@@ -154,7 +154,7 @@ def run(args):
         while due or running:
             now = time.time()
             if now - start > args.deadline:
-                break
+                due = []  # what is left stays queued; deliveries under way finish and are recorded
             while due and len(running) < args.concurrency and due[0][0] <= now:
                 _, i = heapq.heappop(due)
                 running[pool.submit(attempt, messages[i], args)] = (i, time.time())
@@ -187,10 +187,10 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--control", default="/var/qmail/control")
     parser.add_argument("--concurrency", type=int, default=0, help="default: control/concurrencyremote, else 20")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per reply (timeoutremote, scaled)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per reply (timeoutremote, scaled)")
     parser.add_argument("--connect-timeout", type=float, default=5.0)
     parser.add_argument("--time-scale", type=float, default=400.0, help="queue seconds per real second")
-    parser.add_argument("--deadline", type=float, default=90.0, help="stop retrying after this many seconds")
+    parser.add_argument("--deadline", type=float, default=300.0, help="stop retrying after this many seconds")
     parser.add_argument("--start-at", type=float, default=0.0, help="epoch seconds: queue the messages then")
     args = parser.parse_args(argv)
     args.helo = control(args.control, "helohost") or control(args.control, "me") or socket.getfqdn()

