@@ -64,7 +64,7 @@ def runs(results):
     marker = time.time()
     standin_add_users({NEW_USER: NEW_PASSWORD})
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    tmpdirs = [Path(tempfile.mkdtemp(prefix="srt-security-run-")) for _ in range(2)]
+    tmpdirs = [Path(tempfile.mkdtemp(prefix="srt-security-%s-" % run)) for run in ("rotation", "check")]
     rotation = run_site(inventory, "-vvv", "--diff", tmpdir=tmpdirs[0],
                         extra_vars={"relay_auth_username": NEW_USER, "relay_auth_password": NEW_PASSWORD})
     before = {mta: config_state(mta) for mta in MTAS}
