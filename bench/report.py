@@ -55,11 +55,12 @@ def rows(report):
     roles = report.get("roles")
     if roles:
         for role, phases in roles["results"].items():
-            out.append(("role", role, "first converge %s, rerun %s (changed %d), check fresh %s, "
-                        "check converged %s (median of %d)%s" % (
+            fresh = ", check mode on the fresh host %s" % _seconds(phases["check_fresh"]) if phases.get(
+                "check_fresh", {}).get("samples") else ""
+            out.append(("role", role, "first converge %s, idempotent rerun %s (changed %d)%s, check mode %s "
+                        "(median of %d)%s" % (
                             _seconds(phases["converge"]), _seconds(phases["rerun"]), max(phases["rerun_changed"]),
-                            _seconds(phases["check_fresh"]), _seconds(phases["check_converged"]),
-                            len(phases["converge"]["samples"]),
+                            fresh, _seconds(phases["check_converged"]), len(phases["converge"]["samples"]),
                             "".join("; %s" % failure for failure in phases.get("failures", []))), _load(roles)))
     throughput = report.get("throughput")
     if throughput:

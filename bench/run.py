@@ -276,7 +276,13 @@ def main(argv=None):
     parser.add_argument("--merge", action="append", default=[], metavar="JSON",
                         help="take the sections not run now from an earlier results file (marked with its run)")
     parser.add_argument("--out", default=str(RESULTS / "latest"), help="writes OUT.json and OUT.md")
+    parser.add_argument("--render", metavar="JSON", help="only print a results file's table and write its Markdown")
     args = parser.parse_args(argv)
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        Path(args.render).with_suffix(".md").write_text(fmt.format_markdown(data))
+        print(fmt.format_text(data))
+        return 0
     sections = args.sections = args.sections.split(",")
     # A killed run (SIGTERM) still removes its containers; the figures so far are written already.
     signal.signal(signal.SIGTERM, stop)

@@ -36,12 +36,18 @@ REPORT = {
 def test_one_row_per_measured_item_in_section_order():
     rows = report.rows(REPORT)
     assert [r[0] for r in rows] == ["policy", "role", "mta", "site.yml"]
-    assert rows[1][2] == ("first converge 41.5 s, rerun 10.1 s (changed 0), check fresh 9.0 s, "
-                          "check converged 9.8 s (median of 3)")
+    assert rows[1][2] == ("first converge 41.5 s, idempotent rerun 10.1 s (changed 0), check mode on the fresh "
+                          "host 9.0 s, check mode 9.8 s (median of 3)")
     assert "1000/1000 accepted in 22.0 s = 45.5 msg/s" in rows[2][2]
     assert "20.0 per 1,000" in rows[2][2]
     assert rows[3][1:3] == ("20 hosts, forks 5", "400.0 s total, 20.0 s per host")
     assert all(r[3] == "9.5 8.0 7.0 → 10.0 8.5 7.2" for r in rows)
+
+
+def test_check_mode_on_the_fresh_host_only_when_measured():
+    phases = dict(REPORT["roles"]["results"]["postfix"], check_fresh={"median": None, "samples": []})
+    partial = dict(REPORT, roles=dict(LOAD, results={"postfix": phases}))
+    assert "fresh" not in report.rows(partial)[1][2]
 
 
 def test_sections_not_run_are_left_out():
