@@ -156,13 +156,13 @@ def run(args):
             if now - start > args.deadline:
                 due = []  # what is left stays queued; deliveries under way finish and are recorded
             while due and len(running) < args.concurrency and due[0][0] <= now:
-                _, i = heapq.heappop(due)
+                i = heapq.heappop(due)[1]
                 running[pool.submit(attempt, messages[i], args)] = (i, time.time())
             pause = max(0.0, min(0.2, due[0][0] - now)) if due and len(running) < args.concurrency else 0.2
             if not running:
                 time.sleep(pause)
                 continue
-            done, _ = wait(list(running), timeout=pause, return_when=FIRST_COMPLETED)
+            done = wait(list(running), timeout=pause, return_when=FIRST_COMPLETED)[0]
             for future in done:
                 i, began = running.pop(future)
                 outcome, stage, text, duplicate = future.result()
