@@ -3,13 +3,16 @@
 #   scripts/test.sh                 every tier
 #   scripts/test.sh unit            the fast tier only (< 2 min)
 #   scripts/test.sh lint molecule   chosen tiers
-# Tiers: unit lint sanity build molecule. SMARTHOST_SCENARIOS="bed postfix" limits molecule.
+# Tiers: unit lint sanity build molecule. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
+# SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TIERS=(unit lint sanity build molecule)
 # Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
-SCENARIOS=${SMARTHOST_SCENARIOS:-bed postfix sendmail sendmail-smoke qmail}
+# Longest first, so that two at a time finish close together.
+SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke bed}
+JOBS=${SMARTHOST_MOLECULE_JOBS:-2}
 
 tiers=("$@")
 ((${#tiers[@]})) || tiers=("${ALL_TIERS[@]}")
@@ -88,26 +91,42 @@ tier_build() {
     pytest -q -p no:cacheprovider tests/integration
 }
 
+run_scenario() {
+    # One `molecule test`, its full output in .cache/logs/molecule-<scenario>.log (also on stdout when alone).
+    local s=$1 start=$SECONDS log=$CACHE/logs/molecule-$1.log
+    # `molecule test` deletes its ephemeral files at the end; the scenarios' ANSIBLE_LOG_PATH there is a
+    # link into .cache/logs, so the secret scan also reads the verifiers' own playbook runs.
+    local -x MOLECULE_EPHEMERAL_DIRECTORY=$CACHE/molecule/$s
+    mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY" && : >"$CACHE/logs/ansible-$s.log"
+    ln -sfn "$CACHE/logs/ansible-$s.log" "$MOLECULE_EPHEMERAL_DIRECTORY/ansible.log"
+    say "molecule test -s $s (full output: $log)"
+    if { if ((JOBS == 1)); then molecule test -s "$s" 2>&1 | tee "$log"; else molecule test -s "$s" >"$log" 2>&1; fi; }; then
+        say "scenario $s passed in $((SECONDS - start))s"
+    else
+        ((JOBS == 1)) || { say "scenario $s: last lines of its output"; tail -n 200 "$log"; }
+        say "scenario $s FAILED after $((SECONDS - start))s"
+        return 1
+    fi
+}
+
 tier_molecule() {
-    local s rc=0 logs=$CACHE/logs
-    local -x MOLECULE_EPHEMERAL_DIRECTORY
-    mkdir -p "$logs"
+    # Scenarios run JOBS at a time (SMARTHOST_MOLECULE_JOBS, default 2): much of a scenario is waiting on
+    # package downloads, systemd and the MTAs' queues, so two share 2 cores well. Their names never collide.
+    local s rc=0 running=0
+    mkdir -p "$CACHE/logs"
     for s in $SCENARIOS; do
-        say "molecule test -s $s (full output: $logs/molecule-$s.log)"
-        local start=$SECONDS
-        # `molecule test` deletes its ephemeral files at the end; the scenarios' ANSIBLE_LOG_PATH there is a
-        # link into .cache/logs, so the secret scan below also reads the verifiers' own playbook runs.
-        MOLECULE_EPHEMERAL_DIRECTORY=$CACHE/molecule/$s
-        mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY" && : >"$logs/ansible-$s.log"
-        ln -sfn "$logs/ansible-$s.log" "$MOLECULE_EPHEMERAL_DIRECTORY/ansible.log"
-        if molecule test -s "$s" 2>&1 | tee "$logs/molecule-$s.log"; then
-            say "scenario $s passed in $((SECONDS - start))s"
-        else
-            say "scenario $s FAILED after $((SECONDS - start))s"
-            rc=1
+        if ((running >= JOBS)); then
+            wait -n || rc=1
+            running=$((running - 1))
         fi
+        run_scenario "$s" &
+        running=$((running + 1))
     done
-    say "secret scan of every log under $logs"
+    while ((running > 0)); do
+        wait -n || rc=1
+        running=$((running - 1))
+    done
+    say "secret scan of every log under $CACHE/logs"
     python "$ROOT/scripts/scan_secrets.py" || rc=1
     return $rc
 }
