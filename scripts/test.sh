@@ -26,12 +26,12 @@ if ((needs_images)); then "$ROOT/scripts/setup.sh"; else "$ROOT/scripts/setup.sh
 
 remove_leftovers() {
     # A killed run may leave containers and networks behind: remove those of the scenarios about to
-    # run, by name (srt-<scenario>-…, network srt-<scenario>), and nothing else.
+    # run, by name (srt-<scenario>-…, networks srt-<scenario> and srt-<scenario>-…), and nothing else.
     local s ids nets
     for s in $SCENARIOS; do
         mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
         ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
-        mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})\$" || true)
+        mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
         ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
     done
     rm -rf "$CACHE/sanity"
