@@ -22,14 +22,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-qmail-relay"
-STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 CONTROL = "/var/qmail/control"
 STUNNEL_CONF = "/etc/stunnel/smarthost-relay.conf"
 STUNNEL_UNIT = "stunnel@smarthost-relay.service"
@@ -92,18 +90,9 @@ BACKUPS = {
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
-def podman(*args, stdin=None):
-    return subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=True).stdout
-
-
 def standin(**changes):
-    """Change the stand-in's config (it re-reads the file within 0.5 s)."""
-    config = yaml.safe_load(podman("exec", RELAY_CONTAINER, "cat", STANDIN_CONFIG))
-    config.update(changes)
-    podman("exec", "-i", RELAY_CONTAINER, "sh", "-c",
-           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
-           stdin=yaml.safe_dump(config))
-    time.sleep(1.5)
+    """Change the stand-in's config; return the new config."""
+    return relay_record.standin(RELAY_CONTAINER, **changes)
 
 
 RUNS = {}  # role re-runs started in the background: name -> (Popen, start time, vars file, extra, check)
