@@ -4,7 +4,7 @@
 #   scripts/test.sh unit            the fast tier only (< 2 min)
 #   scripts/test.sh lint molecule   chosen tiers
 # Tiers: unit lint sanity build molecule. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
-# SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time.
+# SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time; SMARTHOST_MOLECULE_VERBOSE=0 drops -vvv --diff.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -114,6 +114,11 @@ tier_molecule() {
     # package downloads, systemd and the MTAs' queues, so two share 2 cores well. Their names never collide.
     local s rc=0 running=0
     mkdir -p "$CACHE/logs"
+    # Every playbook run of every scenario, the verifiers' own included, at -vvv with diffs: the secret scan
+    # below then reads the most talkative output there is. SMARTHOST_MOLECULE_VERBOSE=0: the scenarios' own level.
+    if [[ ${SMARTHOST_MOLECULE_VERBOSE:-1} == 1 ]]; then
+        local -x ANSIBLE_VERBOSITY=3 ANSIBLE_DIFF_ALWAYS=true
+    fi
     for s in $SCENARIOS; do
         if ((running >= JOBS)); then
             wait -n || rc=1

@@ -34,6 +34,10 @@ SCENARIO = Path(__file__).resolve().parents[1]
 RELAY = "srt-reliability-relay"
 BATCH = 500
 RELOAD_BATCH = 1000
+# On a loaded machine a role run can outlast the whole flow; the injector then waits at this message until the
+# role run has ended (GO_FILE appears), so that some messages always go after the change.
+RELOAD_HOLD_AT = 800
+GO_FILE = "/run/fault-matrix-go"
 RUN = uuid.uuid4().hex[:6]
 PASSWORDS = ("reliability-pf-pw-5e2a", "reliability-sm-pw-93c4")  # the stand-in's test users (molecule.yml)
 GOOD_TLS = {"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"}
@@ -111,8 +115,8 @@ def local_dsns(mta):
     return int(sh(mta, LOCAL_DSNS).strip() or 0)
 
 
-def inject(batch, rate=0.0):
-    out = podman("exec", MTAS[batch.mta]["container"], *batch.inject_argv(rate)).split()
+def inject(batch, rate=0.0, hold_at=None):
+    out = podman("exec", MTAS[batch.mta]["container"], *batch.inject_argv(rate, hold_at, GO_FILE)).split()
     assert int(out[0]) == batch.count
     return int(out[1])  # reconnects
 
@@ -281,11 +285,17 @@ def test_reload_under_load():
     changes = {"postfix": {"relay_tls": "implicit", "relay_port": 465, "relay_auth": False, "relay_auth_username": "",
                            "relay_auth_password": "", "relay_allowlist": [subnet]},
                "sendmail": {"relay_helo_name": "mail.example.com"}}
+    for mta in MTAS:
+        podman("exec", MTAS[mta]["container"], "rm", "-f", GO_FILE)
     with ThreadPoolExecutor(4) as pool:
-        flows = {mta: pool.submit(inject, batch, 25.0) for mta, batch in batches.items()}
+        flows = {mta: pool.submit(inject, batch, 25.0, RELOAD_HOLD_AT) for mta, batch in batches.items()}
         time.sleep(5)  # the flow is under way when the roles start
         runs = {mta: pool.submit(run_role, changes[mta], MTAS[mta]["container"]) for mta in MTAS}
-        runs = {mta: run.result() for mta, run in runs.items()}
+        try:
+            runs = {mta: run.result() for mta, run in runs.items()}
+        finally:
+            for mta in MTAS:
+                podman("exec", MTAS[mta]["container"], "touch", GO_FILE)
         reconnects = {mta: flow.result() for mta, flow in flows.items()}
     for mta in MTAS:
         flush(mta)

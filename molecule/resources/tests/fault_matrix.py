@@ -29,12 +29,22 @@ INSTALL_INJECTOR = "cat > %s && chmod 0755 %s" % (INJECTOR_PATH, INJECTOR_PATH)
 
 # Submits the batch to the MTA's own SMTP listener on localhost:25 in one session (as an application would), at
 # ``rate`` messages per second (0: as fast as the MTA takes them). When the MTA drops the session (a restart by a
-# role run), it reconnects and submits the message it was on again. Prints "<submitted> <reconnects>".
+# role run), it reconnects and submits the message it was on again. With ``hold_at`` and ``go_file`` it pauses
+# before message ``hold_at`` until ``go_file`` exists, then goes on at the same rate: a test that changes the MTA
+# while mail flows can so be sure that some messages follow the change however long the change takes.
+# Prints "<submitted> <reconnects>".
 INJECTOR = r'''#!/usr/bin/python3
-import smtplib, sys, time
+import os, smtplib, sys, time
 prefix, sender, count, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+hold_at, go_file = (int(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 6 else (-1, "")
 start, reconnects, smtp, i = time.monotonic(), 0, None, 0
+last_ok = start
 while i < count:
+    if i == hold_at:
+        while not os.path.exists(go_file):
+            time.sleep(0.2)
+        hold_at, start = -1, time.monotonic() - i / rate if rate else start
+        last_ok = time.monotonic()
     if rate:
         time.sleep(max(0.0, start + i / rate - time.monotonic()))
     try:
@@ -43,9 +53,9 @@ while i < count:
         smtp.sendmail(sender, ["rcpt%d@example.net" % i],
                       "From: %s\r\nTo: rcpt%d@example.net\r\nSubject: %s %d\r\nMessage-ID: <%s.%d@example.com>\r\n"
                       "\r\nfault matrix\r\n" % (sender, i, prefix, i, prefix, i))
-        i += 1
+        i, last_ok = i + 1, time.monotonic()
     except (OSError, smtplib.SMTPException):
-        if time.monotonic() - start > 600:
+        if time.monotonic() - last_ok > 600:
             raise
         smtp, reconnects = None, reconnects + 1
         time.sleep(0.5)
@@ -75,8 +85,9 @@ class Batch:
     def message_id(self, index):
         return "<%s.%d@example.com>" % (self.prefix, index)
 
-    def inject_argv(self, rate=0.0):
-        return [INJECTOR_PATH, self.prefix, self.sender, str(self.count), str(rate)]
+    def inject_argv(self, rate=0.0, hold_at=None, go_file=None):
+        hold = [str(hold_at), go_file] if hold_at is not None else []
+        return [INJECTOR_PATH, self.prefix, self.sender, str(self.count), str(rate)] + hold
 
     def owns(self, record):
         return (record.get("message_id") or "").startswith("<%s." % self.prefix)
