@@ -119,6 +119,7 @@ def tally(batch, records, since=0.0, client_ip=None):
     row = {"case": batch.case, "mta": batch.mta, "messages": batch.count,
            "delivered": len(accepted), "once": sum(1 for n in accepted.values() if n == 1),
            "duplicated": sum(n - 1 for n in accepted.values()),
+           "duplicate_ids": sorted(mid for mid, n in accepted.items() if n > 1),
            "dsn_at_relay": len(dsns),
            "attempts": dict(Counter(r["verdict"] for r in mine)),
            "first_accepted": min((r["time"] for r in mine if r["verdict"] == "accepted"), default=None)}
