@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-# The scenario logs every ansible-playbook run to ANSIBLE_LOG_PATH (test_site_playbook.py greps it for the
-# password); the inventory dumps that testinfra asks ansible-inventory for (which hold the test bed's
-# password in host_vars) stay out of it.
-LOG_PATH = os.environ.pop("ANSIBLE_LOG_PATH", None)
+# The scenario logs every ansible-playbook run to ANSIBLE_LOG_PATH; test_site_playbook.py greps it for the password.
+LOG_PATH = os.environ.get("ANSIBLE_LOG_PATH")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position

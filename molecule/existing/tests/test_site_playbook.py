@@ -6,11 +6,10 @@ run it for real), and the SMTP AUTH password appears in no output and no log of 
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+import relay_record
 from conftest import LOG_PATH
 
 SCENARIO = Path(__file__).resolve().parents[1]
@@ -27,15 +26,7 @@ def recap(output, host):
 
 @pytest.fixture(scope="module")
 def check_run():
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    if LOG_PATH:
-        env["ANSIBLE_LOG_PATH"] = LOG_PATH
-    if (ephemeral / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
-    result = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
-         "--check", "--diff", "-v"], capture_output=True, text=True, env=env, check=False)
+    result = relay_record.run_playbook(SCENARIO / "converge.yml", "--check", "--diff", "-v")
     return result.returncode, result.stdout + result.stderr
 
 

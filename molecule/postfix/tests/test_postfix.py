@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -56,22 +54,13 @@ def scenario_subnet():
 
 def run_role(extra, limit=DEB12.backend.name, check=False, verbosity="-v"):
     """ansible-playbook converge.yml with extra vars, as a user would re-run the role."""
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
-    if (ephemeral / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra, handle)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
-           "-e", "@" + handle.name, "--diff", "--limit", limit, verbosity] + (["--check"] if check else [])
-    start = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    os.unlink(handle.name)
+    result = relay_record.run_playbook(SCENARIO / "converge.yml", "--diff", "--limit", limit, verbosity,
+                                       *(["--check"] if check else []), extra_vars=extra,
+                                       env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"})
     OUTPUTS.append(result.stdout + result.stderr)
     slowest = result.stdout.split("TASKS RECAP", 1)[-1].splitlines()[3:8] if "TASKS RECAP" in result.stdout else []
     RESULTS.setdefault("role_runs", []).append({"vars": sorted(extra), "check": check, "rc": result.returncode,
-                                                "seconds": round(time.monotonic() - start, 1),
+                                                "seconds": result.seconds,
                                                 "slowest_tasks": [" ".join(line.split()) for line in slowest]})
     return result
 

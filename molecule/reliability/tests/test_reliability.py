@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -86,8 +84,6 @@ RECOVERED = {"faults": [], "tls": GOOD_TLS}
 ROWS = []
 RESULTS = {"batch": BATCH, "cases": ROWS}
 TAIL = fault_matrix.RecordTail(RELAY)
-# The inventory dumps testinfra asks ansible-inventory for stay out of the scenario's log.
-LOG_PATH = os.environ.pop("ANSIBLE_LOG_PATH", None)
 
 
 def sh(mta, command):
@@ -131,19 +127,7 @@ def standin(**changes):
 
 def run_role(extra=None, limit="mta"):
     """ansible-playbook converge.yml, as an admin re-runs the role; logged to the scenario's log."""
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
-    if (ephemeral / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra or {}, handle)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
-           "-e", "@" + handle.name, "--diff", "--limit", limit]
-    start = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    os.unlink(handle.name)
-    result.seconds = round(time.monotonic() - start, 1)
-    return result
+    return relay_record.run_playbook(SCENARIO / "converge.yml", "--diff", "--limit", limit, extra_vars=extra or {})
 
 
 def recap(result, host):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import testinfra
 import yaml
@@ -99,3 +100,30 @@ def arrived(relay_host, message_id, count=1, timeout=90):
 def sha(host, *paths):
     """sha256sum lines of ``paths`` on ``host``."""
     return host.check_output("sha256sum %s" % " ".join(paths))
+
+
+def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None):
+    """``ansible-playbook`` as an admin re-runs it: the scenario's inventory (or ``inventory``), its ansible.cfg,
+    its log (every run of a scenario goes to one ansible.log, which the secret checks read), no colour. Extra
+    vars go through a 0600 file in the scenario's ephemeral directory, never the command line, and the file is
+    removed afterwards. Returns the CompletedProcess with ``seconds``."""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    run_env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
+    if (ephemeral / "ansible.cfg").exists():
+        run_env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
+    run_env.update(env or {})
+    cmd = ["ansible-playbook", "-i", str(inventory or os.environ["MOLECULE_INVENTORY_FILE"]), str(playbook), *args]
+    vars_file = None
+    if extra_vars is not None:
+        vars_file = ephemeral / ("extra-vars-%d-%d.json" % (os.getpid(), time.time_ns()))
+        vars_file.touch(mode=0o600)
+        vars_file.write_text(json.dumps(extra_vars))
+        cmd += ["-e", "@%s" % vars_file]
+    start = time.monotonic()
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=run_env, check=False)
+    finally:
+        if vars_file:
+            vars_file.unlink()
+    result.seconds = round(time.monotonic() - start, 1)
+    return result

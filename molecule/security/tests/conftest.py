@@ -22,8 +22,8 @@ SCENARIO = Path(__file__).resolve().parents[1]
 ROOT = SCENARIO.parents[1]
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 LOG_PATH = EPHEMERAL / "ansible.log"
-# testinfra asks ansible-inventory for the inventory, which holds the test bed's passwords: keep that dump out
-# of the scenario's log, and its stdout free of -vvv chatter (it is parsed as JSON).
+# Each playbook run of the scans sets its own verbosity and diff on its command line (relay_record.run_playbook
+# logs it to LOG_PATH); nothing inherited from the molecule tier may change that.
 for _name in ("ANSIBLE_LOG_PATH", "ANSIBLE_VERBOSITY", "ANSIBLE_DIFF_ALWAYS"):
     os.environ.pop(_name, None)
 
@@ -65,32 +65,11 @@ def standin_add_users(users):
     time.sleep(1.5)
 
 
-def ansible_env(tmpdir, **extra):
-    """The environment of a playbook run: the scenario's log, its ansible.cfg, and a TMPDIR of its own."""
-    env = dict(os.environ, ANSIBLE_LOG_PATH=str(LOG_PATH), ANSIBLE_NOCOLOR="1", TMPDIR=str(tmpdir), **extra)
-    if (EPHEMERAL / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(EPHEMERAL / "ansible.cfg")
-    return env
-
-
 def run_site(inventory, *args, tmpdir, extra_vars=None, env=None):
-    """playbooks/site.yml as a user runs it; extra vars go through a 0600 file, never the command line."""
-    cmd = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "site.yml"), *args]
-    vars_file = None
-    if extra_vars:
-        vars_file = EPHEMERAL / ("extra-vars-%d.json" % time.time_ns())
-        vars_file.touch(mode=0o600)
-        vars_file.write_text(json.dumps(extra_vars))
-        cmd += ["-e", "@%s" % vars_file]
-    start = time.monotonic()
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                env=ansible_env(tmpdir, **(env or {})))
-    finally:
-        if vars_file:
-            vars_file.unlink()
-    result.seconds = round(time.monotonic() - start, 1)
-    return result
+    """playbooks/site.yml as a user runs it, with a TMPDIR of its own (the secret scan reads it afterwards);
+    extra vars go through a 0600 file, never the command line."""
+    return relay_record.run_playbook(ROOT / "playbooks" / "site.yml", *args, inventory=inventory,
+                                     extra_vars=extra_vars or None, env=dict(env or {}, TMPDIR=str(tmpdir)))
 
 
 def recap(output):

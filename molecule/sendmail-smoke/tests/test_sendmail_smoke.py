@@ -16,7 +16,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
 
-os.environ.pop("ANSIBLE_LOG_PATH", None)  # keep testinfra's inventory dumps out of the scenario's log
 MTA = relay_record.group_hosts("mta")[0]
 USER = "mta@example.com"
 TAG = uuid.uuid4().hex[:8]

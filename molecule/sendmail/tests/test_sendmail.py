@@ -15,9 +15,7 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +39,6 @@ TAG = uuid.uuid4().hex[:8]
 CF_FILES = ("/etc/mail/sendmail.cf", "/etc/mail/sendmail.mc", "/etc/mail/smarthost-relay.m4")
 RESULTS = {}
 HELD = []  # Message-ID of the mail held back by the impostor certificate
-# The scenario logs every ansible-playbook run to ANSIBLE_LOG_PATH (the secret check reads it); the
-# inventory dumps that testinfra asks ansible-inventory for (the test bed's own credentials) stay out of it.
-LOG_PATH = os.environ.pop("ANSIBLE_LOG_PATH", None)
 
 AUTH = relay_record.group_hosts("auth")[0]
 HELO_MTA = relay_record.group_hosts("helo")[0]
@@ -59,20 +54,10 @@ def standin(**changes):
 
 def run_playbook(playbook, extra=None, limit="auth", check=False, verbosity="-v"):
     """ansible-playbook with extra vars, as a user would re-run the role; logged to the scenario's log."""
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
-    if (ephemeral / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra or {}, handle)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / playbook),
-           "-e", "@" + handle.name, "--diff", "--limit", limit, verbosity] + (["--check"] if check else [])
-    start = time.monotonic()
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    os.unlink(handle.name)
+    result = relay_record.run_playbook(SCENARIO / playbook, "--diff", "--limit", limit, verbosity,
+                                       *(["--check"] if check else []), extra_vars=extra or {})
     RESULTS.setdefault("role_runs", []).append({"playbook": playbook, "vars": sorted(extra or {}), "check": check,
-                                                "rc": result.returncode,
-                                                "seconds": round(time.monotonic() - start, 1)})
+                                                "rc": result.returncode, "seconds": result.seconds})
     return result
 
 
