@@ -86,8 +86,8 @@ def header(report):
         ", ".join("%s %s" % item for item in mach["versions"].items())))
 
 
-NOTE = ("Other engineers' test containers shared this machine's cores during the run: the load average "
-        "(1, 5, 15 min) before → after each section is part of every figure.")
+NOTE = ("This machine's cores may be shared with other work, and a section's own containers load it too (20 hosts "
+        "converging at once): the load average (1, 5, 15 min) before → after each section is part of every figure.")
 
 
 def format_text(report):
