@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
-from relay_record import arrived, podman, sha, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+from relay_record import arrived, sha, wait_for  # noqa: E402  pylint: disable=wrong-import-position
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-postfix-relay"
@@ -48,8 +48,7 @@ def standin(**changes):
 
 
 def scenario_subnet():
-    out = podman("network", "inspect", NETWORK, "--format", "{{range .Subnets}}{{.Subnet}} {{end}}")
-    return next(net for net in out.split() if ":" not in net)
+    return relay_record.network_subnet(NETWORK)
 
 
 def run_role(extra, limit=DEB12.backend.name, check=False, verbosity="-v"):

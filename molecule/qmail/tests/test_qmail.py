@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -101,23 +100,18 @@ RUNS = {}  # role re-runs started in the background: name -> (Popen, start time,
 def start_role(name, extra, host, check=False):
     """Start ansible-playbook converge.yml with extra vars on one host, as a user would re-run the role. Runs
     on different hosts do not share anything, so they go in parallel (the scenario's time budget)."""
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    if (ephemeral / "ansible.cfg").exists():
-        env["ANSIBLE_CONFIG"] = str(ephemeral / "ansible.cfg")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra, handle)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "converge.yml"),
-           "-e", "@" + handle.name, "--diff", "--limit", host.backend.name] + (["--check"] if check else [])
+    cmd, env, vars_file = relay_record.playbook_command(SCENARIO / "converge.yml", "--diff", "--limit",
+                                                        host.backend.name, *(["--check"] if check else []),
+                                                        extra_vars=extra)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    RUNS[name] = (proc, time.monotonic(), handle.name, extra, check)
+    RUNS[name] = (proc, time.monotonic(), vars_file, extra, check)
 
 
 def finish_role(name):
     """Wait for a run started with start_role; its output is ``.stdout``, whitespace folded in ``.text``."""
-    proc, start, path, extra, check = RUNS.pop(name)
+    proc, start, vars_file, extra, check = RUNS.pop(name)
     stdout = proc.communicate(timeout=600)[0]
-    os.unlink(path)
+    vars_file.unlink()
     RESULTS.setdefault("role_runs", []).append({"name": name, "vars": extra, "check": check, "rc": proc.returncode,
                                                 "seconds": round(time.monotonic() - start, 1)})
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout=stdout)

@@ -263,8 +263,7 @@ def test_reload_under_load():
     setting ends and the new one starts."""
     start = time.time()
     batches = {mta: Batch("reload", mta, RELOAD_BATCH, RUN) for mta in MTAS}
-    subnet = next(net for net in podman("network", "inspect", "srt-reliability", "--format",
-                                        "{{range .Subnets}}{{.Subnet}} {{end}}").split() if ":" not in net)
+    subnet = relay_record.network_subnet("srt-reliability")
     # Without SMTP AUTH the relay needs the server's address in the allowlist (the stand-in allowlists the subnet).
     changes = {"postfix": {"relay_tls": "implicit", "relay_port": 465, "relay_auth": False, "relay_auth_username": "",
                            "relay_auth_password": "", "relay_allowlist": [subnet]},

@@ -70,8 +70,9 @@ def standin(container, **changes):
     """Change the stand-in's config in ``container`` (it re-reads the file within 0.5 s); return the new config."""
     config = yaml.safe_load(podman("exec", container, "cat", STANDIN_CONFIG))
     config.update(changes)
+    # umask: the config holds the stand-in's users' passwords and stays 0600, as prepare_relay.yml wrote it.
     podman("exec", "-i", container, "sh", "-c",
-           "cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
+           "umask 077 && cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
            stdin=yaml.safe_dump(config))
     time.sleep(1.5)
     return config
@@ -102,11 +103,11 @@ def sha(host, *paths):
     return host.check_output("sha256sum %s" % " ".join(paths))
 
 
-def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None):
+def playbook_command(playbook, *args, extra_vars=None, inventory=None, env=None):
     """``ansible-playbook`` as an admin re-runs it: the scenario's inventory (or ``inventory``), its ansible.cfg,
     its log (every run of a scenario goes to one ansible.log, which the secret checks read), no colour. Extra
-    vars go through a 0600 file in the scenario's ephemeral directory, never the command line, and the file is
-    removed afterwards. Returns the CompletedProcess with ``seconds``."""
+    vars go through a 0600 file in the scenario's ephemeral directory, never the command line; the caller removes
+    it after the run. Returns (argv, environment, vars file or None)."""
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     run_env = dict(os.environ, ANSIBLE_LOG_PATH=str(ephemeral / "ansible.log"), ANSIBLE_NOCOLOR="1")
     if (ephemeral / "ansible.cfg").exists():
@@ -119,6 +120,13 @@ def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None):
         vars_file.touch(mode=0o600)
         vars_file.write_text(json.dumps(extra_vars))
         cmd += ["-e", "@%s" % vars_file]
+    return cmd, run_env, vars_file
+
+
+def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None):
+    """Run playbook_command(...) to the end, its vars file removed afterwards; the CompletedProcess with
+    ``seconds``."""
+    cmd, run_env, vars_file = playbook_command(playbook, *args, extra_vars=extra_vars, inventory=inventory, env=env)
     start = time.monotonic()
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, env=run_env, check=False)
@@ -127,3 +135,9 @@ def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None):
             vars_file.unlink()
     result.seconds = round(time.monotonic() - start, 1)
     return result
+
+
+def network_subnet(network):
+    """The IPv4 range of a podman network (the scenario's own, which the stand-in's allowlist can name)."""
+    info = json.loads(podman("network", "inspect", network, "--format", "json"))[0]
+    return next(s["subnet"] for s in info["subnets"] if "." in s["subnet"])

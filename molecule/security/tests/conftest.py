@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,18 +50,10 @@ def address(container, network):
     return info["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
-def subnet(network):
-    info = json.loads(podman("network", "inspect", network, "--format", "json"))[0]
-    return next(s["subnet"] for s in info["subnets"] if "." in s["subnet"])
-
-
 def standin_add_users(users):
-    """Teach the stand-in more SMTP AUTH users (it re-reads its config within 0.5 s)."""
-    config = yaml.safe_load(podman("exec", RELAY, "cat", STANDIN_CONFIG))
-    config["users"].update(users)
-    podman("exec", "-i", RELAY, "sh", "-c", "umask 077 && cat > {0}.new && mv {0}.new {0}".format(STANDIN_CONFIG),
-           stdin=yaml.safe_dump(config))
-    time.sleep(1.5)
+    """Teach the stand-in more SMTP AUTH users, keeping the ones it has."""
+    current = yaml.safe_load(podman("exec", RELAY, "cat", STANDIN_CONFIG))["users"]
+    relay_record.standin(RELAY, users={**current, **users})
 
 
 def run_site(inventory, *args, tmpdir, extra_vars=None, env=None):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (MTAS, NETWORK, OUTSIDE_NETWORK, OUTSIDER, RELAY, address, host, podman,  # noqa: I100
-                      relay_record, subnet)
+                      relay_record)
 
 PROBE = (Path(__file__).parent / "smtp_probe.py").read_text()
 TAG = uuid.uuid4().hex[:8]
@@ -78,7 +78,7 @@ def attempts(results):
 @pytest.mark.parametrize("mta", MTAS)
 def test_outsider_is_in_no_allowed_network(mta):
     outsider = ipaddress.ip_address(address(OUTSIDER, OUTSIDE_NETWORK))
-    allowed = ipaddress.ip_network(subnet(NETWORK))
+    allowed = ipaddress.ip_network(relay_record.network_subnet(NETWORK))
     assert outsider not in allowed
     assert NETWORK not in json.loads(podman("inspect", OUTSIDER, "--format", "json"))[0]["NetworkSettings"]["Networks"]
     if mta == "postfix":
