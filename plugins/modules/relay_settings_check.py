@@ -197,6 +197,13 @@ normalized:
     throttles:
       description: Suggested per-server throttles, when O(licenses) is set.
       type: dict
+    retry_replies:
+      description:
+        - Rules that turn relay replies meaning "later" into 4xx, so that an MTA defers instead of bouncing.
+        - V(limits) for the daily sending limits (C(550 5.4.5), C(550 5.7.1 ... limit exceeded)), V(refusals) for refusals
+          that mean this server is not set up right with the relay yet.
+        - Each rule is a V(pattern) for one reply line and a V(replacement), in Postfix regexp-table syntax.
+      type: dict
   sample: {"host": "smtp-relay.gmail.com", "port": 587, "tls": "required", "tls_verify": true, "auth": true,
            "auth_password": "********", "identity": "auth"}
 findings:

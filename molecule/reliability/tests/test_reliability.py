@@ -62,11 +62,6 @@ MTAS = {
 }
 LOCAL_DSNS = "cat /var/mail/* /var/lib/sendmail/dead.letter 2>/dev/null | grep -c '^From ' || true"
 
-# Sendmail bounces a 5xx reply of its smart host at once: no mailer flag, ruleset or option makes it a retry
-# (SoftBounce only rewrites Sendmail's own replies; tried, it bounced). docs/sendmail.md says so.
-SENDMAIL_BOUNCES = {"550-user-daily": "Daily SMTP relay limit exceeded for user",
-                    "550-customer-daily": "Daily SMTP relay limit exceeded for customer"}
-
 CASES = [
     # name, stand-in changes while the fault holds, seconds the fault holds after the batches are queued
     ("unreachable", {"faults": [{"action": "unlisten"}]}, 0),
@@ -228,15 +223,9 @@ def test_fault(name, changes, hold):
         assert {c["client_ip"] for c in impostor} == set(IPS.values()), impostor
         assert all(c["transactions"] == 0 for c in impostor), impostor
         RESULTS["impostor_connections"] = len(impostor)
+    # Sendmail bounces every 5xx of its smart host: it sends through the role's relay guard, which turns the two
+    # daily-limit replies into 4xx (Postfix: the role's smtp_reply_filter). Both MTAs: 0 bounced.
     for mta, row in rows.items():
-        if mta == "sendmail" and name in SENDMAIL_BOUNCES:
-            # The honest outcome: Sendmail returns the message to its sender with the relay's text; nothing lost.
-            assert row["lost"] == 0 and row["queued"] == 0 and row["duplicated"] == 0, row
-            assert row["bounced"] > 0 and row["delivered"] + row["bounced"] == BATCH, row
-            text = sh(mta, "cat /var/mail/* /var/lib/sendmail/dead.letter 2>/dev/null || true")
-            text += "".join(relay_dsn_texts(records, row))
-            assert SENDMAIL_BOUNCES[name] in text, row
-            continue
         assert_clean(row)
         assert row["held"] > 0, row  # mail waited (a file count of the queue, taken as the fault ends)
         if name == "stall":
@@ -245,15 +234,6 @@ def test_fault(name, changes, hold):
             assert row["greeting_timeouts"] > 0, row
         elif name not in ("unreachable", "untrusted-cert"):  # those two leave no transaction and no fault hit
             assert row["attempts"].get("accepted", 0) < sum(row["attempts"].values()) or row["fault_hits"], row
-
-
-def relay_dsn_texts(records, row):
-    sender = "%s.%s@example.com" % (row["case"], row["mta"])
-    for r in records:
-        if r.get("kind") == "transaction" and r.get("sender") == "" and r.get("recipients") == [sender] \
-                and r.get("verdict") == "accepted":
-            yield podman("exec", RELAY, "sh", "-c",
-                         "cat /var/lib/relay-standin/mail/%s.%s.eml 2>/dev/null || true" % (r["connection"], r["seq"]))
 
 
 def test_reload_under_load():

@@ -33,7 +33,8 @@ NETWORK, OUTSIDE_NETWORK = "srt-security", "srt-security-out"
 STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 PASSWORDS = {"postfix": "security-Postfix-pw-5b0e", "sendmail": "security-Sendmail-pw-93c4"}  # molecule.yml
 # The MTA configuration a run could change: every file of the MTA's configuration directory.
-CONFIG_DIRS = {"postfix": "/etc/postfix", "sendmail": "/etc/mail"}
+# Sendmail sends through the relay guard (roles/relay_guard), whose configuration holds the SMTP AUTH password.
+CONFIG_DIRS = {"postfix": "/etc/postfix", "sendmail": "/etc/mail /etc/smarthost-relay-guard"}
 DAEMON_PIDS = {"postfix": "/var/spool/postfix/pid/master.pid", "sendmail": "/run/sendmail/mta/sendmail.pid"}
 
 

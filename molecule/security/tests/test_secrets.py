@@ -30,7 +30,7 @@ CHECK_PASSWORD = "Check-mode-pw-" + uuid.uuid4().hex[:12]
 ALL_PASSWORDS = {"converged-postfix": PASSWORDS["postfix"], "converged-sendmail": PASSWORDS["sendmail"],
                  "rotated": NEW_PASSWORD, "check-mode": CHECK_PASSWORD}
 # Where each role keeps its password files; a hit anywhere else is a leak.
-ROLE_DIRS = {"postfix": "/etc/postfix/", "sendmail": "/etc/mail/smarthost-relay/"}
+ROLE_DIRS = {"postfix": ("/etc/postfix/",), "sendmail": ("/etc/smarthost-relay-guard/",)}
 HOST_TEMP_DIRS = "/tmp /var/tmp /root/.ansible"
 # Directories of the machinery that runs these sessions, not of this test.
 CONTROLLER_TMP_SKIP = ("/tmp/bash_jobs", "/tmp/prompts")
@@ -122,7 +122,7 @@ def test_password_files_on_the_host_are_the_roles_root_0600(runs, mta, results):
     assert not found["check"]
     for path in found["new"] + found["converged"]:
         stat = target.file(path)
-        assert path.startswith(ROLE_DIRS[mta]), path
+        assert path.startswith(ROLE_DIRS[mta]), path  # Sendmail: the guard's, not an authinfo map (guard on)
         assert (stat.user, stat.group, stat.mode) == ("root", "root", 0o600), path
     results.setdefault("secrets", {})["%s_password_files" % mta] = found
 

@@ -38,14 +38,29 @@ def send(sender, recipients, message_id):
 def test_version_and_built_cf():
     version = MTA.check_output("sendmail -d0.1 -bv root </dev/null | head -n 1")
     cf = MTA.file("/etc/mail/sendmail.cf").content_string
-    assert "\nDS[relay.smarthost.test]\n" in cf and "A=TCP $h 587" in cf
-    assert "\nO Timeout.datafinal=1h\n" in cf and "\nO CACertPath=/etc/ssl/certs\n" in cf
-    assert "<VERIFY + CN:relay.smarthost.test>" in cf and "r=1," in cf
+    # The default path: Sendmail sends in plain SMTP to the relay guard on loopback, which does TLS and AUTH.
+    assert "\nDSrelay:[127.0.0.1]\n" in cf and "A=TCP $h 10587" in cf
+    assert "\nO Timeout.datafinal=1h\n" in cf and "r=1," in cf
+    assert "Kauthinfo" not in cf and not MTA.file("/etc/mail/smarthost-relay/authinfo").exists
     altnames = MTA.file("/usr/share/sendmail/cf/feature/check_cert_altnames.m4").exists
-    assert ("O SetCertAltnames=true" in cf) == altnames
     out = Path(os.environ.get("SMARTHOST_ROOT", ".")) / ".cache" / "logs" / "sendmail-smoke.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"version": version, "cert_altnames": altnames}))
+
+
+def test_guard_runs_with_its_secret_root_only():
+    assert MTA.service("smarthost-relay-guard").is_running and MTA.service("smarthost-relay-guard").is_enabled
+    config = MTA.file("/etc/smarthost-relay-guard/guard.json")
+    assert (config.user, config.group, config.mode) == ("root", "root", 0o600)
+    assert MTA.file("/etc/smarthost-relay-guard").mode == 0o700
+    assert not MTA.run("ls /etc/smarthost-relay-guard/guard.json.*~").stdout  # no backup left with the password
+    pid = MTA.check_output("systemctl show -p MainPID --value smarthost-relay-guard")
+    assert MTA.check_output("ps -o user= -p %s" % pid) == "smarthost-guard"
+    # Loopback only: the guard answers on 127.0.0.1 (the relay's greeting) and not on the host's own address.
+    probe = "import socket,sys; s=socket.create_connection((sys.argv[1], 10587), 5); print(s.recv(200).decode())"
+    assert MTA.check_output("python3 -c %s 127.0.0.1" % shlex.quote(probe)).startswith("220 ")
+    address = MTA.check_output("hostname -I").split()[0]
+    assert MTA.run("python3 -c %s %s" % (shlex.quote(probe), address)).rc != 0
 
 
 def test_converge_test_delivery_and_587_auth(relay):

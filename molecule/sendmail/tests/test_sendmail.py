@@ -306,9 +306,10 @@ def test_peak_limit_450_is_retried_and_delivered(relay):
 
 
 def test_daily_limit_550_is_bounced_by_sendmail(relay):
-    """Measured, not wanted: Sendmail has no setting that turns a 5xx reply into a retry (SoftBounce only
-    rewrites Sendmail's own replies), so a 550 5.4.5 from the relay bounces the message to its sender at once,
-    through the relay (here the limit has passed by then: the fault fires once)."""
+    """Why the relay guard exists (this scenario runs Sendmail without it): Sendmail has no setting that turns a
+    5xx reply into a retry (SoftBounce only rewrites Sendmail's own replies), so a 550 5.4.5 from the relay bounces
+    the message to its sender at once, through the relay (here the limit has passed by then: the fault fires
+    once)."""
     since = time.time() - 1
     standin(faults=[{"stage": "mail", "reply": "550 5.4.5 Daily SMTP relay limit exceeded for user.",
                      "ports": [587], "times": 1}])

@@ -24,6 +24,7 @@ from .allowlist import HAS_NETADDR, check_allowlist
 from .domains import domain_matches, helo_identifies_customer, is_fqdn, is_hostname, normalize_domain
 from .findings import Finding, RelayRuleError, format_findings
 from .limits import sending_limits, suggested_throttles
+from .replies import retry_rules
 
 PROFILE_KEYS = (
     "host", "port", "tls", "tls_verify", "tls_ca_file", "auth", "auth_username", "auth_password",
@@ -468,6 +469,7 @@ def check_profile(profile):
         "allowlist_total": allowlist_total,
         "limits": limits,
         "throttles": throttles,
+        "retry_replies": retry_rules(),
     }
     report = ProfileReport(_mask_all(normalized, secret))
     for f in ck.findings:
