@@ -42,8 +42,17 @@ def found(files=None, **detected):
     return {"__qmail_current": files, "__qmail_detected": result}
 
 
+# The cases below are the routes without the relay guard (qmail_limit_replies_retry, qmail_relay_refusals_retry
+# false); "relay-guard" is the role's default.
+GUARD_OFF = {"qmail_limit_replies_retry": False, "qmail_relay_refusals_retry": False}
+
 # case -> (variables, expected files (name -> bytes), changing, written)
 CASES = {
+    # the default: the catch-all goes to the relay guard on loopback, whatever the TLS setting; no stunnel
+    "relay-guard": (
+        dict(relay_settings=relay(helo_name="mail.example.com"), qmail_limit_replies_retry=True, **found()),
+        {"smtproutes": HEADER + ":127.0.0.1:10587\n", "timeoutremote": "1200\n", "helohost": "mail.example.com\n"},
+        ["smtproutes", "timeoutremote", "helohost"], ["smtproutes", "timeoutremote", "helohost"]),
     # the service document's line, nothing else: relay_tls none on port 25, no HELO rule to satisfy
     "catch-all-only": (
         dict(relay_settings=relay(port=25, tls="none", tls_verify=False), **found()),
@@ -145,9 +154,9 @@ def planned(tmp_path_factory):
     runner = make_runner(tmp_path_factory.mktemp("runner"))
     hosts = {}
     for name, (variables, dummy, dummy2, dummy3) in CASES.items():
-        hosts["plan-" + name] = dict(role_defaults(), **variables)
+        hosts["plan-" + name] = dict(role_defaults(), **dict(GUARD_OFF, **variables))
     for name, (variables, dummy, dummy2) in RESTARTS.items():
-        base = dict(role_defaults(), relay_settings=relay(), **found())
+        base = dict(role_defaults(), relay_settings=relay(), **GUARD_OFF, **found())
         base.update(variables)
         hosts["restart-" + name] = base
     for host in hosts.values():
