@@ -46,6 +46,8 @@ licenses: 100
 YAML
     chmod 600 "$etc/config.yml"
     if ! podman container exists "$RELAY"; then
+        # A new stand-in starts a new record: an earlier demo's containers had other addresses.
+        rm -f "$var/record.jsonl"
         podman run -d --name "$RELAY" --network "$NETWORK" --network-alias relay.smarthost.test \
             -v "$ROOT:/opt/smarthost:ro" -v "$etc:/etc/relay-standin" -v "$var:/var/lib/relay-standin" \
             localhost/smarthost-relay:latest >/dev/null

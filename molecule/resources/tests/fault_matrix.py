@@ -159,6 +159,7 @@ def switch_over(records, batch, is_old, is_new):
     first_new = new[0]["time"] if new else None
     return {"old": len(old), "new": len(new), "neither": len(accepted) - len(old) - len(new),
             "last_old": old[-1]["ts"] if old else None, "first_new": new[0]["ts"] if new else None,
+            "last_old_time": old[-1]["time"] if old else None,
             "last_old_index": old[-1]["message_id"] if old else None,
             "first_new_index": new[0]["message_id"] if new else None,
             "old_after_first_new": sum(1 for r in old if first_new is not None and r["time"] > first_new)}

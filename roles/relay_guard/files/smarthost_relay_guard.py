@@ -648,7 +648,7 @@ class Session:
             if raw is None:
                 self.quit_relay()
                 return None
-            verb, _, argument = decode(raw).strip().partition(" ")
+            verb, _space, argument = decode(raw).strip().partition(" ")
             verb = verb.upper()
             if verb in ("EHLO", "HELO"):
                 if argument.split():
@@ -751,7 +751,7 @@ class Session:
                 if self.relay_tls and self.relay.pending():
                     ready = ["relay"]
                 else:
-                    ready = [key.data for key, _ in selector.select()]
+                    ready = [key.data for key, _events in selector.select()]
                 for side in ready:
                     if side == "client":
                         data = self.client.recv(65536)

@@ -85,7 +85,10 @@ def guard_file_log(guard_module):
 def guard_log(guard_file_log):  # pylint: disable=redefined-outer-name
     """``guard_log()``: the log lines written since this test started."""
     start = len(guard_file_log.getvalue())
-    return lambda: guard_file_log.getvalue()[start:].splitlines()
+
+    def lines():
+        return guard_file_log.getvalue()[start:].splitlines()
+    return lines
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def test_pipelined_commands_get_their_replies_in_order(relay_standin_factory, st
     raw.reply()
     raw.command("EHLO mta.example.com")
     raw.send("MAIL FROM:<alice@example.com>\r\nRCPT TO:<a@remote.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\n")
-    replies = [raw.reply() for _ in range(4)]
+    replies = [raw.reply() for _count in range(4)]
     assert [r[-1][:3] for r in replies] == ["250", "450", "250", "354"]
     assert replies[1] == ["450 4.7.1 Daily SMTP relay limit exceeded for customer."]
     raw.send(message().decode("ascii") + ".\r\n")
@@ -314,7 +314,7 @@ def test_relay_greeting_refusal_reaches_the_client(relay_standin_factory, start_
 
 
 def test_wrong_password_is_a_421_and_no_password_shows(relay_standin_factory, start_guard, guard_log,
-                                                        wrong_password):
+                                                       wrong_password):
     standin = _auth_only_standin(relay_standin_factory)
     guard = start_guard(standin, auth={"password": wrong_password})
     client = smtplib.SMTP(local_hostname="mta.example.com", timeout=10)
