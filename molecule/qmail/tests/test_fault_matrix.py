@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fault matrix of qmail's path to the relay (issue 9): 500 messages per relay fault through the role's default,
-the relay guard (smarthost.relay.relay_guard) on 127.0.0.1:10587, which speaks STARTTLS to the relay.
+the relay guard (smarthost.relay.relay_guard) on 127.0.0.1:24, which speaks STARTTLS to the relay.
 
 qmail cannot run here, so qmail_remote_driver.py (copied into the "tls" host) plays qmail-remote's SMTP dialogue
 against the catch-all route of control/smtproutes and qmail-send's rule (4xx or a dead connection: retry on
@@ -60,7 +60,7 @@ CASES = {
 }
 # The daily limits: the guard turns them into 4xx, so qmail-remote defers and qmail-send retries.
 LIMITS = {"user_550": USER_DAILY, "customer_550": CUSTOMER_DAILY}
-GUARD_PORT = 10587
+GUARD_PORT = 24
 BACKUP_DIR = "/var/backups/smarthost-qmail"
 GUARD_ON = {"qmail_limit_replies_retry": True, "qmail_relay_refusals_retry": True}
 RESULTS = {}  # case -> counts, written to .cache/logs/qmail-faults.json (each driver's output beside it)

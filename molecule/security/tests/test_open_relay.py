@@ -21,9 +21,9 @@ from conftest import (MTAS, NETWORK, OUTSIDE_NETWORK, OUTSIDER, RELAY, address, 
 
 PROBE = (Path(__file__).parent / "smtp_probe.py").read_text()
 TAG = uuid.uuid4().hex[:8]
-# 10587: where Sendmail's relay guard (roles/relay_guard) listens, on 127.0.0.1 only: it sends with this server's
+# 24: where Sendmail's relay guard (roles/relay_guard) listens, on 127.0.0.1 only: it sends with this server's
 # relay identity (SMTP AUTH, allowlisted address), so reaching it from outside would be an open relay.
-PORTS = {25: ("none", "starttls"), 587: ("none", "starttls"), 465: ("implicit",), 10587: ("none",)}
+PORTS = {25: ("none", "starttls"), 587: ("none", "starttls"), 465: ("implicit",), 24: ("none",)}
 SENDERS = {
     "outside": "spammer@elsewhere.test",
     "forged-customer": "ceo@example.com",
@@ -105,9 +105,9 @@ def test_outsider_reaches_port_25(attempts, mta):
 
 
 def test_outsider_cannot_reach_the_relay_guard(attempts):
-    _request, out = attempts[("sendmail", 10587, "none")]
+    _request, out = attempts[("sendmail", 24, "none")]
     assert "refused" in out["connect"].lower(), out
-    assert host(MTAS["sendmail"]).socket("tcp://127.0.0.1:10587").is_listening
+    assert host(MTAS["sendmail"]).socket("tcp://127.0.0.1:24").is_listening
 
 
 @pytest.mark.parametrize("port", PORTS)

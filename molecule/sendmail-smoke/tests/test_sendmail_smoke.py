@@ -39,7 +39,7 @@ def test_version_and_built_cf():
     version = MTA.check_output("sendmail -d0.1 -bv root </dev/null | head -n 1")
     cf = MTA.file("/etc/mail/sendmail.cf").content_string
     # The default path: Sendmail sends in plain SMTP to the relay guard on loopback, which does TLS and AUTH.
-    assert "\nDSrelay:[127.0.0.1]\n" in cf and "A=TCP $h 10587" in cf
+    assert "\nDSrelay:[127.0.0.1]\n" in cf and "A=TCP $h 24" in cf
     assert "\nO Timeout.datafinal=1h\n" in cf and "r=1," in cf
     assert "Kauthinfo" not in cf and not MTA.file("/etc/mail/smarthost-relay/authinfo").exists
     altnames = MTA.file("/usr/share/sendmail/cf/feature/check_cert_altnames.m4").exists
@@ -57,7 +57,7 @@ def test_guard_runs_with_its_secret_root_only():
     pid = MTA.check_output("systemctl show -p MainPID --value smarthost-relay-guard")
     assert MTA.check_output("ps -o user= -p %s" % pid) == "smarthost-guard"
     # Loopback only: the guard answers on 127.0.0.1 (the relay's greeting) and not on the host's own address.
-    probe = "import socket,sys; s=socket.create_connection((sys.argv[1], 10587), 5); print(s.recv(200).decode())"
+    probe = "import socket,sys; s=socket.create_connection((sys.argv[1], 24), 5); print(s.recv(200).decode())"
     assert MTA.check_output("python3 -c %s 127.0.0.1" % shlex.quote(probe)).startswith("220 ")
     address = MTA.check_output("hostname -I").split()[0]
     assert MTA.run("python3 -c %s %s" % (shlex.quote(probe), address)).rc != 0

@@ -814,9 +814,10 @@ class ReplyForwarder:
 
     def add(self, line):
         if not REPLY_LINE.match(line):
-            self.send_reply()
-            self.session.send_client([line])
-            return
+            # Handed on, it could read as a 5xx to the MTA (qmail-remote computes the code from any three bytes)
+            # and bounce a message the relay may have taken: the session ends with a 421 instead.
+            raise Refusal.because("421 4.4.2", "relay %s sent a line that is not an SMTP reply: %r"
+                                  % (self.session.where, line[:80]), quit_relay=False)
         self.lines.append(line)
         if is_final_line(line) or len(self.lines) >= MAX_REPLY_LINES:
             self.send_reply()

@@ -51,7 +51,7 @@ CASES = {
     # the default: the catch-all goes to the relay guard on loopback, whatever the TLS setting; no stunnel
     "relay-guard": (
         dict(relay_settings=relay(helo_name="mail.example.com"), qmail_limit_replies_retry=True, **found()),
-        {"smtproutes": HEADER + ":127.0.0.1:10587\n", "timeoutremote": "1200\n", "helohost": "mail.example.com\n"},
+        {"smtproutes": HEADER + ":127.0.0.1:24\n", "timeoutremote": "1200\n", "helohost": "mail.example.com\n"},
         ["smtproutes", "timeoutremote", "helohost"], ["smtproutes", "timeoutremote", "helohost"]),
     # the service document's line, nothing else: relay_tls none on port 25, no HELO rule to satisfy
     "catch-all-only": (

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.replies import retry_rules
+
 ROOT = Path(__file__).resolve().parents[4]
 GUARD_PATH = ROOT / "roles" / "relay_guard" / "files" / "smarthost_relay_guard.py"
 TOOLS = ROOT / "tools"
@@ -43,10 +45,8 @@ from relay_standin.pytest_plugin import (  # noqa: E402,F401
     relay_standin_factory,
 )
 
-GOOGLE_LIMIT_REWRITES = [
-    {"pattern": "^550([ -])5\\.4\\.5(.*)$", "replacement": "450${1}4.4.5${2}"},
-    {"pattern": "^550([ -])5\\.7\\.1( .*[Ll]imit exceeded.*)$", "replacement": "450${1}4.7.1${2}"},
-]
+# The rule engine's rules, exactly as the relay role publishes them (relay_settings.retry_replies.limits).
+GOOGLE_LIMIT_REWRITES = retry_rules()["limits"]
 WRONG_PASSWORD = "wrong-pw-7Qx9"
 
 

@@ -26,6 +26,8 @@ import pytest
 from relay_standin.pytest_plugin import DEFAULT_PASSWORD, DEFAULT_USER
 from relay_standin.testing import free_port, ipv6_loopback_available, message
 
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.replies import retry_rules
+
 LIMIT_USER = "550 5.4.5 Daily SMTP relay limit exceeded for user."
 LIMIT_CUSTOMER = "550 5.7.1 Daily SMTP relay limit exceeded for customer."
 RELAY_DENIED = ("550 5.7.1 Mail relay denied [127.0.0.1]. Invalid credentials for relay for one of the domains "
@@ -158,7 +160,8 @@ def test_ehlo_reply_hides_starttls_and_auth(relay_standin_factory, start_guard, 
     keywords = [line[4:].split()[0].upper() for line in lines[1:]]
     assert "STARTTLS" not in keywords and not [k for k in keywords if k.startswith("AUTH")]
     assert {"PIPELINING", "SIZE", "8BITMIME"} <= set(keywords)
-    assert hidden  # the relay did offer it (see the stand-in's advertised_extensions)
+    # the relay did offer what the client must not see
+    assert any(line.split()[0].upper().startswith(hidden) for line in _relay_ehlo(standin, port, tls))
 
 
 def test_pipelined_commands_get_their_replies_in_order(relay_standin_factory, start_guard):
@@ -270,7 +273,10 @@ def test_untrusted_certificate_gets_nothing_but_the_handshake(relay_standin_fact
     # handshakes that fail leave no record at all)
     connections = standin.wait_for_connections(2 if port == 587 else 1)
     assert [c["transactions"] for c in connections] == ([0, 1] if port == 587 else [1])
-    assert connections[0]["tls"] is (port == 465) and connections[0]["auth_user"] in (None, DEFAULT_USER)
+    assert connections[0]["tls"] is (port == 465)
+    if port == 587:
+        # the impostor's session: EHLO and STARTTLS in clear, then the failed handshake; no AUTH tried
+        assert connections[0]["auth_user"] is None and connections[0]["auth_failures"] == 0, connections[0]
     assert standin.transactions() == [record]
 
 
@@ -499,3 +505,90 @@ def test_process_serves_drops_root_and_stops_on_sigterm(guard_module, tmp_path, 
             process.kill()
             process.wait(5)
         process.stderr.close()
+
+
+def _relay_ehlo(standin, port, tls):
+    """The relay's own EHLO reply lines (after STARTTLS when the guard would start TLS), without the codes."""
+    with socket.create_connection(("127.0.0.1", standin.port_for(port)), timeout=5) as sock:
+        reader = sock.makefile("rb")
+
+        def reply():
+            lines = []
+            while True:
+                line = reader.readline().decode().rstrip("\r\n")
+                lines.append(line[4:])
+                if line[3:4] != "-":
+                    return lines
+        reply()
+        sock.sendall(b"EHLO probe.example.com\r\n")
+        lines = reply()[1:]
+        sock.sendall(b"QUIT\r\n")
+        reply()
+    if tls == "required":
+        lines = lines + ["AUTH (after STARTTLS)"] if any(l.upper().startswith("STARTTLS") for l in lines) else lines
+    return lines
+
+
+class _RawRelay:
+    """A plain-text SMTP server on loopback that answers with the scripted ``replies`` (one per command read),
+    so a test can make "the relay" say what the stand-in never would."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _address = self.server.accept()
+        with conn:
+            conn.sendall(b"220 relay.smarthost.test ESMTP\r\n")
+            reader = conn.makefile("rb")
+            for reply in self.replies:
+                if not reader.readline():
+                    return
+                conn.sendall(reply.encode() + b"\r\n")
+            reader.readline()
+
+    def close(self):
+        self.server.close()
+
+
+def test_a_relay_line_that_is_no_reply_ends_the_session_with_a_421(start_guard, guard_log):
+    """Handed on, "garbage" after MAIL could read as a 5xx to qmail-remote (it computes a code from any three
+    bytes) and bounce the message: the client gets a 421 instead, and the guard says why."""
+    relay = _RawRelay(["250-relay.smarthost.test\r\n250 PIPELINING", "garbage from a broken relay"])
+    try:
+        guard = start_guard(relay={"port": relay.port, "tls": "none"}, auth=None)
+        raw = RawClient(guard)
+        assert raw.reply()[-1].startswith("220 ")
+        assert raw.command("EHLO mta.example.com")[-1].startswith("250 ")
+        answer = raw.command("MAIL FROM:<alice@example.com>")
+        raw.close()
+    finally:
+        relay.close()
+    assert answer == ["421 4.4.2 relay relay.smarthost.test:%d (127.0.0.1) sent a line that is not an SMTP reply: "
+                      "'garbage from a broken relay'" % relay.port] or (
+        len(answer) == 1 and answer[0].startswith("421 4.4.2 ")), answer
+    assert any("not an SMTP reply" in line for line in guard_log())
+
+
+@pytest.mark.parametrize("reply, seen", [
+    ("550 5.7.0 Mail relay denied [192.0.2.1].", "450 4.7.0 Mail relay denied [192.0.2.1]."),
+    ("530 5.7.0 Authentication Required.", "450 4.7.0 Authentication Required."),
+    ("550 5.1.1 The email account that you tried to reach does not exist.",
+     "550 5.1.1 The email account that you tried to reach does not exist."),
+])
+def test_refusal_rules_through_the_guard(relay_standin_factory, start_guard, reply, seen):
+    """The rule engine's refusal rules (relay_settings.retry_replies.refusals), as the MTA roles pass them with
+    *_relay_refusals_retry, applied by the guard to what the relay said at RCPT."""
+    standin = _standin(relay_standin_factory, faults=[{"stage": "rcpt", "reply": reply, "disconnect": False}])
+    guard = start_guard(standin, rewrites=retry_rules()["limits"] + retry_rules()["refusals"])
+    client = _connect(guard)
+    client.ehlo("mta.example.com")
+    code, text = client.docmd("MAIL FROM:<alice@example.com>")
+    assert code == 250, text
+    code, text = client.docmd("RCPT TO:<bob@remote.test>")
+    client.quit()
+    assert "%d %s" % (code, text.decode()) == seen
