@@ -120,6 +120,11 @@ def test_password_files_on_the_host_are_the_roles_root_0600(runs, mta, results):
         found[label] = grep_host(target, secret, "/etc /var " + HOST_TEMP_DIRS)
     assert found["new"], "the new password is nowhere on %s" % mta
     assert not found["check"]
+    if mta == "sendmail":
+        # The guard's configuration was rewritten with the new password and the copy kept for a rollback removed
+        # once the change worked: the old password is nowhere.
+        assert not found["converged"], found
+        assert target.run("ls /etc/smarthost-relay-guard/guard.json.*~").rc != 0
     for path in found["new"] + found["converged"]:
         stat = target.file(path)
         assert path.startswith(ROLE_DIRS[mta]), path  # Sendmail: the guard's, not an authinfo map (guard on)
