@@ -237,7 +237,9 @@ class Report:
         earlier = json.loads(Path(path).read_text())
         for name in fmt.SECTIONS:
             if name in earlier and name not in self.args.sections:
-                self.data[name] = dict(earlier[name], run=earlier["date"], git=earlier["machine"]["versions"]["git"])
+                # a section merged into the earlier file keeps the run it was measured in
+                self.data[name] = dict(earlier[name], run=earlier[name].get("run", earlier["date"]),
+                                       git=earlier[name].get("git", earlier["machine"]["versions"]["git"]))
 
     def write(self):
         draft = fmt.format_text(self.data) + fmt.format_markdown(self.data) + json.dumps(self.data)

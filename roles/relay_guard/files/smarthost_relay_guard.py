@@ -484,6 +484,7 @@ class Session:
         self.timeouts = guard.config["timeouts"]
         self.auth = guard.config["auth"]
         self.client = client
+        _no_delay(client)
         self.client_reader = LineReader(client)
         self.relay = None
         self.relay_reader = None
@@ -540,6 +541,7 @@ class Session:
         target = (config["address"] or config["host"], config["port"])
         try:
             self.relay = socket.create_connection(target, timeout=self.timeouts["connect"])
+            _no_delay(self.relay)
         except OSError as exc:
             raise Refusal.because("421 4.4.1", "relay %s unreachable: %s" % (self.where, describe_error(exc)),
                                   quit_relay=False) from None
@@ -834,6 +836,15 @@ class ReplyForwarder:
             self.add(decode(bytes(self.buffer)))
             self.buffer.clear()
         self.send_reply()
+
+
+def _no_delay(sock):
+    """Each command and reply goes out at once. With Nagle's algorithm a small write waits for the peer's
+    (delayed) ACK of the one before: measured, Sendmail through the guard sent 6.4 messages a second instead of 20."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 def _close(sock):
