@@ -4,12 +4,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """SMTP relay guard for smarthost.relay: a loopback proxy between an MTA and its smart host.
 
-The MTA (Sendmail, qmail) talks plain SMTP to this guard; for each of its connections the guard
-opens one connection to the relay (TLS with certificate verification, optional SMTP AUTH, the
-MTA's own EHLO/HELO name), then passes the session through one to one. Reply lines from the relay
-go through rewrite rules (Postfix regexp-table syntax), so that a 550 the relay really means as
-"try again tomorrow" (Google's daily sending limits) reaches the MTA as a 450: the MTA defers
-and retries instead of bouncing.
+The MTA (Sendmail, qmail) talks plain SMTP to this guard. The guard greets it itself and, at its
+EHLO/HELO, hands it a connection to the relay (TLS with certificate verification, optional SMTP AUTH,
+the MTA's own EHLO/HELO name) from a small pool: a connection that an earlier MTA session with the same
+EHLO name left behind (checked with RSET first), or a new one. Commands go to the relay as they come
+(PIPELINING kept); the relay's replies come back whole, and a reply that matches one of the retry rules
+(the rule engine's, matched on the whole reply) reaches the MTA with every line turned into the rule's
+4xx, so that a 550 the relay means as "try again tomorrow" (Google's daily sending limits) makes the MTA
+defer and retry instead of bouncing. The MTA's QUIT ends its session, not the relay connection: that
+goes back to the pool for the next session (qmail-remote opens one session per message).
 
     python3 smarthost_relay_guard.py --config /etc/smarthost-relay-guard/guard.json
     python3 smarthost_relay_guard.py --check --config /etc/smarthost-relay-guard/guard.json
@@ -19,6 +22,7 @@ Python 3.8+, standard library only. Logs one line per event to stderr.
 
 import argparse
 import base64
+import collections
 # socket imports this on first use; after the drop to `user` the standard library may be out of reach
 import encodings.idna  # noqa: F401  pylint: disable=unused-import
 import ipaddress
@@ -28,6 +32,7 @@ import logging
 import os
 import pwd
 import re
+import select
 import selectors
 import signal
 import socket
@@ -42,23 +47,40 @@ LOG.setLevel(logging.INFO)
 
 TLS_MODES = ("required", "implicit", "opportunistic", "none")
 DEFAULT_TIMEOUTS = {"connect": 30, "reply": 300}
-TOP_KEYS = ("listen", "relay", "auth", "rewrites", "timeouts", "user")
+# The pool of relay connections; see validate_config and docs/relay_guard.md.
+DEFAULT_POOL = {"max_connections": 4, "max_idle": 4, "idle_timeout": 60, "max_messages": 0, "max_age": 3600,
+                "wait": 120}
+TOP_KEYS = ("listen", "relay", "auth", "rewrites", "timeouts", "pool", "user")
 LISTEN_KEYS = ("address", "port")
 RELAY_KEYS = ("host", "port", "tls", "verify", "ca_file", "address")
 AUTH_KEYS = ("username", "password")
-REWRITE_KEYS = ("pattern", "replacement")
-HIDDEN_CAPABILITIES = ("STARTTLS", "AUTH")
+# A retry rule as the rule engine publishes it (relay_settings.retry_replies): the guard reads pattern, status,
+# retry_code and retry_status; cause names it in the log; code and replacement (Postfix's) are checked only.
+RULE_KEYS = ("cause", "code", "status", "retry_code", "retry_status", "pattern", "replacement")
+RULE_REQUIRED = ("pattern", "status", "retry_code", "retry_status")
+# STARTTLS and AUTH are the guard's business with the relay; CHUNKING (BDAT) and BINARYMIME (needs BDAT) carry
+# message data the guard could not tell from commands.
+HIDDEN_CAPABILITIES = ("STARTTLS", "AUTH", "CHUNKING", "BINARYMIME")
 
 CRLF = b"\r\n"
 MAX_LINE = 65536
 MAX_REPLY_LINES = 200
 MAX_REPLY_TEXT = 400
+# What a client may send ahead while the guard waits for a reply it must see first (DATA's).
+MAX_CLIENT_BACKLOG = 1048576
+# After the relay refused a new connection (a 421 for a burst of connections, say), sessions wait this long for a
+# connection in use rather than open more.
+HOLD_OFF = 10.0
+# A session finds no idle connection while one with its key is in use: it waits this long for that one to come back
+# (qmail-remote's next session may start before the last one's connection is back) before it opens a new one.
+REUSE_WAIT = 0.25
 HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 REPLY_LINE = re.compile(r"^[1-5][0-9][0-9](?:[ -]|$)")
-ENHANCED_STATUS = re.compile(r"^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?= |$)")
-# $1, ${1}, $(1) and $$, as in a Postfix regexp table's result text
-POSTFIX_REFERENCE = re.compile(r"\$(?:(\$)|([0-9]+)|\{([0-9]+)\}|\(([0-9]+)\))")
+# The enhanced status code of a reply's last line, as replies.delivery_status (and Postfix) read it.
+REPLY_STATUS = re.compile(r"^[2-5][0-9]{2}[ -]([2-5]\.[0-9]{1,3}\.[0-9]{1,3})")
+RULE_STATUS = re.compile(r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$")
+RETRY_STATUS = re.compile(r"^4\.[0-9]{1,3}\.[0-9]{1,3}$")
 
 
 class ConfigError(ValueError):
@@ -117,9 +139,11 @@ def _integer(value, key, lowest, highest):
     return value
 
 
-def _seconds(value, key):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86400:
-        raise ConfigError("%s: must be a number of seconds above 0, got %r" % (key, value))
+def _seconds(value, key, highest=86400, allow_zero=False):
+    lowest_ok = (lambda number: number >= 0) if allow_zero else (lambda number: number > 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (lowest_ok(value) and value <= highest):
+        raise ConfigError("%s: must be a number of seconds %s %d, got %r"
+                          % (key, "from 0 (no limit) to" if allow_zero else "above 0 and at most", highest, value))
     return value
 
 
@@ -184,6 +208,27 @@ def _timeouts(value):
             for name, default in DEFAULT_TIMEOUTS.items()}
 
 
+def _pool(value):
+    """max_connections: relay connections open at once (in use and idle); a session beyond waits up to ``wait``
+    seconds for one. max_idle: idle connections kept for later sessions (0: none, one connection per session).
+    idle_timeout: an idle connection is closed after this (keep it below the relay's own). max_messages, max_age:
+    a connection is not reused after this many transactions or seconds (0: no limit)."""
+    if value is None:
+        value = {}
+    _mapping(value, "pool", tuple(DEFAULT_POOL))
+    merged = dict(DEFAULT_POOL, **{name: item for name, item in value.items() if item is not None})
+    pool = {"max_connections": _integer(merged["max_connections"], "pool.max_connections", 1, 1000),
+            "max_idle": _integer(merged["max_idle"], "pool.max_idle", 0, 1000),
+            "idle_timeout": _seconds(merged["idle_timeout"], "pool.idle_timeout", highest=3600),
+            "max_messages": _integer(merged["max_messages"], "pool.max_messages", 0, 10 ** 9),
+            "max_age": _seconds(merged["max_age"], "pool.max_age", highest=7 * 86400, allow_zero=True),
+            "wait": _seconds(merged["wait"], "pool.wait", highest=3600)}
+    if pool["max_idle"] > pool["max_connections"]:
+        raise ConfigError("pool.max_idle: must not exceed pool.max_connections (%d), got %d"
+                          % (pool["max_connections"], pool["max_idle"]))
+    return pool
+
+
 def _user(value):
     if value is None:
         return None
@@ -204,6 +249,7 @@ def validate_config(data):
             "auth": _auth(data.get("auth")),
             "rewrites": [dict(rule) for rule in rewrites],
             "timeouts": _timeouts(data.get("timeouts")),
+            "pool": _pool(data.get("pool")),
             "user": _user(data.get("user"))}
 
 
@@ -235,105 +281,160 @@ def tls_context(relay, verify):
     return context
 
 
-# ---- rewrites ----------------------------------------------------------------------------------
+# ---- retry rules -------------------------------------------------------------------------------
 
-class RewriteRule:
-    """One compiled rule: ``regex`` and ``template`` (for ``match.expand``)."""
+class RetryRule:
+    """One compiled retry rule (a rule of relay_settings.retry_replies)."""
 
-    def __init__(self, pattern, regex, template):
-        self.pattern = pattern
+    def __init__(self, rule, regex):
+        self.cause = rule.get("cause") or "rule"
+        self.status = rule["status"]
+        self.retry_code = rule["retry_code"]
+        self.retry_status = rule["retry_status"]
+        self.pattern = rule["pattern"]
         self.regex = regex
-        self.template = template
 
     def __repr__(self):
-        return "RewriteRule(%r -> %r)" % (self.pattern, self.template)
+        return "RetryRule(%s: %s -> %d %s)" % (self.cause, self.status, self.retry_code, self.retry_status)
 
 
-def _python_template(replacement, groups, key):
-    """Postfix result text ($1, ${1}, $(1), $$) as a Python template (\\g<1>)."""
-    parts = []
-    position = 0
-    for reference in POSTFIX_REFERENCE.finditer(replacement):
-        parts.append(replacement[position:reference.start()].replace("\\", "\\\\"))
-        dollar, *numbers = reference.groups()
-        if dollar:
-            parts.append("$")
-        else:
-            number = int(next(n for n in numbers if n is not None))
-            if number > groups:
-                raise ConfigError("%s: refers to group %d, the pattern has %d" % (key, number, groups))
-            parts.append("\\g<%d>" % number)
-        position = reference.end()
-    parts.append(replacement[position:].replace("\\", "\\\\"))
-    return "".join(parts)
+def ere_problem(pattern):
+    """Why ``pattern`` is not a POSIX extended regular expression that Python's ``re`` reads the same way
+    (Postfix reads the same rules with regcomp), or None. Catches Python-only syntax: ``(?``, lazy or possessive
+    quantifiers, escapes such as ``\\d`` or back-references, and backslashes in bracket expressions."""
+    index, length = 0, len(pattern)
+    previous_quantifier = False
+    while index < length:
+        char = pattern[index]
+        if char == "\\":
+            following = pattern[index + 1:index + 2]
+            if not following:
+                return "ends with a backslash"
+            if following.isalnum() or following == "_":
+                return "'\\%s' is not POSIX ERE syntax (write a bracket expression such as [0-9])" % following
+            index += 2
+            previous_quantifier = False
+            continue
+        if char == "[":
+            end = index + 1
+            if pattern[end:end + 1] == "^":
+                end += 1
+            if pattern[end:end + 1] == "]":
+                end += 1
+            while end < length and pattern[end] != "]":
+                if pattern[end] == "\\":
+                    return "a backslash in a bracket expression is literal in POSIX, an escape in Python: %r" % (
+                        pattern[index:end + 2])
+                if pattern[end:end + 2] == "[:":
+                    return "character classes such as [:digit:] are POSIX-only: %r" % pattern[index:]
+                end += 1
+            index = end + 1
+            previous_quantifier = False
+            continue
+        if char == "(" and pattern[index + 1:index + 2] == "?":
+            return "'(?' is not POSIX ERE syntax"
+        if char in "*+?}":
+            if previous_quantifier and char in "?+":
+                return "lazy or possessive quantifiers ('%s' after a quantifier) are not POSIX ERE syntax" % char
+            previous_quantifier = True
+            index += 1
+            continue
+        previous_quantifier = False
+        index += 1
+    return None
+
+
+def _rule_integer(rule, name, key, lowest, highest):
+    value = rule.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise ConfigError("%s.%s: must be a reply code from %d to %d, got %r" % (key, name, lowest, highest, value))
+    return value
 
 
 def compile_rewrites(rules):
-    """Compile the ``rewrites`` list; raises ConfigError naming the rule's key.
+    """Compile the ``rewrites`` list (retry rules); raises ConfigError naming the rule's key.
 
-    Matching is case-sensitive (Python ``re``), unlike a Postfix table line without flags."""
+    The pattern is matched, ignoring case, from the start of the reply's delivery status (``delivery_status``),
+    as the rule engine does (replies.matching_rule)."""
     if not isinstance(rules, list):
         raise ConfigError("rewrites: must be a list, got %s" % _kind(rules))
     compiled = []
     for index, rule in enumerate(rules):
         key = "rewrites[%d]" % index
-        _mapping(rule, key, REWRITE_KEYS, required=REWRITE_KEYS)
+        if not isinstance(rule, dict):
+            raise ConfigError("%s: must be a mapping, got %s" % (key, _kind(rule)))
+        for name in sorted(rule, key=str):
+            if name not in RULE_KEYS:
+                raise ConfigError("%s: unknown key (known: %s)" % (_key(key, name), ", ".join(RULE_KEYS)))
+        for name in RULE_REQUIRED:
+            if rule.get(name) is None:
+                hint = ""
+                if set(rule) <= {"pattern", "replacement"}:
+                    hint = (" (a pattern/replacement pair applied line by line is no longer read: pass the rule "
+                            "engine's rules, relay_settings.retry_replies.limits and .refusals)")
+                raise ConfigError("%s: missing; a retry rule needs %s%s"
+                                  % (_key(key, name), ", ".join(RULE_REQUIRED), hint))
         pattern = _text(rule["pattern"], key + ".pattern")
-        replacement = _text(rule["replacement"], key + ".replacement", allow_empty=True)
+        status = _text(rule["status"], key + ".status")
+        if not RULE_STATUS.match(status):
+            raise ConfigError("%s.status: must be an enhanced status code such as 5.7.1, got %r" % (key, status))
+        retry_status = _text(rule["retry_status"], key + ".retry_status")
+        if not RETRY_STATUS.match(retry_status):
+            raise ConfigError("%s.retry_status: must be a 4.X.X enhanced status code, got %r" % (key, retry_status))
+        _rule_integer(rule, "retry_code", key, 400, 499)
+        if rule.get("code") is not None:
+            code = _rule_integer(rule, "code", key, 200, 599)
+            if str(code)[0] != status[0]:
+                raise ConfigError("%s.code: %d does not go with status %s" % (key, code, status))
+        if rule.get("cause") is not None:
+            _text(rule["cause"], key + ".cause")
+        if rule.get("replacement") is not None:
+            _text(rule["replacement"], key + ".replacement", allow_empty=True)
+        problem = ere_problem(pattern)
+        if problem:
+            raise ConfigError("%s.pattern: not a POSIX extended regular expression: %s" % (key, problem))
         try:
-            regex = re.compile(pattern)
+            regex = re.compile(pattern, re.IGNORECASE)
         except re.error as exc:
             raise ConfigError("%s.pattern: not a valid regular expression: %s" % (key, exc)) from None
-        template = _python_template(replacement, regex.groups, key + ".replacement")
-        compiled.append(RewriteRule(pattern, regex, template))
+        compiled.append(RetryRule(rule, regex))
     return compiled
 
 
-def rewrite_line(line, compiled):
-    """``line`` (without CRLF) after the first matching rule, as a Postfix regexp table does: the
-    rule's result text replaces the whole line. Unchanged when no rule matches."""
+def delivery_status(lines):
+    """What the rules are matched against: the last line's enhanced status code, then every line of the reply
+    joined with single spaces (replies.delivery_status; what Postfix hands its smtp_delivery_status_filter)."""
+    last = lines[-1]
+    match = REPLY_STATUS.match(last)
+    status = match.group(1) if match else "%s.0.0" % last[:1]
+    return "%s %s" % (status, " ".join(lines))
+
+
+def matching_rule(lines, compiled):
+    """The first rule that matches the reply ``lines``, or None."""
+    query = delivery_status(lines)
     for rule in compiled:
-        match = rule.regex.search(line)
-        if match:
-            return match.expand(rule.template)
-    return line
+        if rule.regex.match(query):
+            return rule
+    return None
 
 
-def _status(line):
-    """(reply code, enhanced status code or None) of a reply line."""
-    enhanced = ENHANCED_STATUS.match(line[4:])
-    return line[:3], enhanced.group(1) if enhanced else None
+def retry_reply(lines, rule):
+    """Every line with the rule's retry code, and its retry status where the line has the rule's status."""
+    out = []
+    for line in lines:
+        mark, rest = line[3:4], line[4:]
+        if rest.startswith(rule.status):
+            rest = rule.retry_status + rest[len(rule.status):]
+        out.append("%d%s%s" % (rule.retry_code, mark, rest))
+    return out
 
 
 def rewrite_reply(lines, compiled):
-    """Each line through ``rewrite_line``; a result that is no longer a reply line with the same
-    continuation mark is dropped (the line stays as it was). When rules changed only some lines of
-    a multi-line reply, the other lines that had the same code take over the new code (and enhanced
-    status code): clients read the code from one line only, and a 450 on the first line with 550 on
-    the last would still bounce."""
-    rewritten = []
-    for line in lines:
-        new = rewrite_line(line, compiled)
-        rewritten.append(new if keeps_reply_shape(line, new) else line)
-    changed = [index for index, line in enumerate(lines) if rewritten[index] != line]
-    if not changed or len(changed) == len(lines):
-        return rewritten
-    old_code, old_enhanced = _status(lines[changed[0]])
-    new_code, new_enhanced = _status(rewritten[changed[0]])
-    for index, line in enumerate(lines):
-        code, enhanced = _status(line)
-        if index in changed or code != old_code:
-            continue
-        text = line[4:]
-        if enhanced and enhanced == old_enhanced and new_enhanced:
-            text = new_enhanced + text[len(enhanced):]
-        rewritten[index] = new_code + line[3:4] + text
-    return rewritten
-
-
-def keeps_reply_shape(original, rewritten):
-    """A rewritten line must still be a reply line with the same continuation mark."""
-    return bool(REPLY_LINE.match(rewritten)) and rewritten[3:4] == original[3:4]
+    """The reply ``lines`` as the client gets them: rewritten by the first matching rule (replies.apply_retry),
+    unchanged when none matches."""
+    rule = matching_rule(lines, compiled)
+    return list(lines) if rule is None else retry_reply(lines, rule)
 
 
 # ---- SMTP pieces -------------------------------------------------------------------------------
@@ -415,19 +516,27 @@ def is_final_line(line):
 
 
 def hides_capability(text):
-    """STARTTLS and AUTH are the guard's business with the relay, not the client's."""
+    """STARTTLS and AUTH are the guard's business with the relay, not the client's; BDAT's data is not
+    passed on (the client sends DATA)."""
     words = text.split()
     keyword = words[0].upper() if words else ""
     return keyword in HIDDEN_CAPABILITIES or keyword.startswith("AUTH=")
 
 
 def client_ehlo_lines(lines):
-    """The relay's EHLO reply for the client: the first line kept, STARTTLS and AUTH lines left out,
-    the continuation marks set again so that only the last line has a space."""
+    """The relay's EHLO reply for the client: the first line kept, STARTTLS, AUTH, CHUNKING and BINARYMIME left
+    out, the continuation marks set again so that only the last line has a space."""
     code = lines[0][:3]
     texts = [lines[0][4:]] + [line[4:] for line in lines[1:] if not hides_capability(line[4:])]
     last = len(texts) - 1
     return ["%s%s%s" % (code, " " if index == last else "-", text) for index, text in enumerate(texts)]
+
+
+def client_hello_lines(verb, ehlo):
+    """The answer to the client's EHLO or HELO, from the relay's EHLO reply."""
+    if verb == "EHLO":
+        return client_ehlo_lines(ehlo.lines)
+    return ["250 %s" % ehlo.lines[0][4:]]
 
 
 def auth_mechanisms(reply):
@@ -473,369 +582,50 @@ class Redactor:
         return text
 
 
-# ---- one client session ------------------------------------------------------------------------
+class ReplyCollector:
+    """Relay bytes in, whole replies (lists of lines) out."""
 
-class Session:
-    """One client connection and its relay connection, in the thread socketserver gives it."""
-
-    def __init__(self, guard, client, peer, number):
-        self.guard = guard
-        self.relay_config = guard.config["relay"]
-        self.timeouts = guard.config["timeouts"]
-        self.auth = guard.config["auth"]
-        self.client = client
-        _no_delay(client)
-        self.client_reader = LineReader(client)
-        self.relay = None
-        self.relay_reader = None
-        self.relay_tls = False
-        self.connect_deadline = None
-        self.peer = peer
-        self.prefix = "[%d]" % number
-        where = "%s:%d" % (self.relay_config["host"], self.relay_config["port"])
-        if self.relay_config["address"]:
-            where += " (%s)" % self.relay_config["address"]
+    def __init__(self, where):
         self.where = where
-
-    def log(self, message, *args, level=logging.INFO):
-        text = self.guard.redact(message % args if args else message)
-        LOG.log(level, "%s %s", self.prefix, text.replace("\r", "\\r").replace("\n", "\\n"))
-
-    def run(self):
-        self.log("connect from %s", _format_address(self.peer))
-        outcome = "done"
-        try:
-            self.connect_relay()
-            self.pass_greeting()
-            hello = self.wait_for_hello()
-            if hello is None:
-                outcome = "client quit before EHLO/HELO"
-                return
-            self.handshake(*hello)
-            outcome = self.pass_through()
-        except Refusal as refusal:
-            outcome = "refused"
-            self.log("%s", refusal.message, level=logging.WARNING)
-            self.end_with(refusal)
-        except Exception as exc:  # pylint: disable=broad-except  # one session's trouble, not the guard's
-            outcome = "error"
-            self.log("error: %s: %s", type(exc).__name__, describe_error(exc), level=logging.WARNING)
-        finally:
-            _close(self.relay)
-            _close(self.client)
-            self.log("close (%s)", outcome)
-
-    def end_with(self, refusal):
-        try:
-            self.send_client(refusal.lines)
-        except OSError:
-            pass
-        if refusal.quit_relay:
-            self.quit_relay()
-
-    # -- the relay connection --
-
-    def connect_relay(self):
-        config = self.relay_config
-        deadline = time.monotonic() + self.timeouts["connect"]
-        target = (config["address"] or config["host"], config["port"])
-        try:
-            self.relay = socket.create_connection(target, timeout=self.timeouts["connect"])
-            _no_delay(self.relay)
-        except OSError as exc:
-            raise Refusal.because("421 4.4.1", "relay %s unreachable: %s" % (self.where, describe_error(exc)),
-                                  quit_relay=False) from None
-        self.log("relay %s connected", self.where)
-        if config["tls"] == "implicit":
-            self.start_tls(deadline)
-        self.relay_reader = LineReader(self.relay)
-        self.connect_deadline = deadline
-
-    def start_tls(self, deadline):
-        """TLS on the relay socket; any failure ends the session without another byte to the relay."""
-        config = self.relay_config
-        verify = config["verify"] and config["tls"] != "opportunistic"
-        context = self.guard.verifying_context if verify else self.guard.trusting_context
-        try:
-            self.relay.settimeout(_remaining(deadline))
-            self.relay = context.wrap_socket(self.relay, server_hostname=config["host"])
-        except (OSError, ValueError) as exc:
-            problem = describe_error(exc)
-            if not problem.startswith("certificate"):
-                problem = "TLS handshake failed: " + problem
-            raise Refusal.because("421 4.7.0", "relay %s %s" % (self.where, problem), quit_relay=False) from None
-        self.relay_tls = True
-        version, cipher = self.relay.version(), (self.relay.cipher() or ("?",))[0]
-        checked = "certificate verified for %s" % config["host"] if verify else "certificate NOT verified"
-        self.log("relay TLS %s %s, %s", version, cipher, checked)
-
-    def read_relay_reply(self, deadline):
-        lines = []
-        while True:
-            try:
-                raw = self.relay_reader.read_line(deadline)
-            except socket.timeout:
-                raise Refusal.because("421 4.4.2", "relay %s did not answer in time" % self.where) from None
-            except LineTooLong:
-                raise Refusal.because("421 4.4.2", "relay %s sent an overlong line" % self.where) from None
-            except OSError as exc:
-                raise self.connection_failed(exc) from None
-            if raw is None:
-                raise Refusal.because("421 4.4.2", "relay %s closed the connection" % self.where, quit_relay=False)
-            line = decode(raw)
-            if not REPLY_LINE.match(line):
-                raise Refusal(["421 4.4.2 relay %s sent a malformed reply" % self.where],
-                              "relay %s sent a malformed reply: %r" % (self.where, line[:100]))
-            lines.append(line)
-            if is_final_line(line) or len(lines) >= MAX_REPLY_LINES:
-                return Reply(lines)
-
-    def relay_command(self, command):
-        """Send one command line to the relay and return its reply."""
-        try:
-            self.relay.settimeout(self.timeouts["reply"])
-            self.relay.sendall(encode(command) + CRLF)
-        except OSError as exc:
-            raise self.connection_failed(exc) from None
-        return self.read_relay_reply(time.monotonic() + self.timeouts["reply"])
-
-    def connection_failed(self, exc):
-        return Refusal.because("421 4.4.2", "connection to relay %s failed: %s" % (self.where, describe_error(exc)),
-                               quit_relay=False)
-
-    def quit_relay(self):
-        """Best effort: the relay's answer to QUIT changes nothing."""
-        if self.relay is None:
-            return
-        try:
-            self.relay.settimeout(2)
-            self.relay.sendall(b"QUIT" + CRLF)
-        except OSError:
-            pass
-
-    # -- the client side --
-
-    def send_client(self, lines):
-        self.client.sendall(b"".join(encode(self.guard.redact(line)) + CRLF for line in lines))
-
-    def relay_lines_for_client(self, lines):
-        """Relay reply lines after the rewrites; every change (and every refused one) is logged."""
-        rewritten = rewrite_reply(lines, self.guard.rewrites)
-        for line, new in zip(lines, rewritten):
-            if new != line:
-                self.log("rewrite: %r -> %r", line, new)
-                continue
-            refused = rewrite_line(line, self.guard.rewrites)
-            if refused != line:
-                self.log("rewrite of %r gave %r, not a reply line of the same shape: kept the original",
-                         line, refused, level=logging.WARNING)
-        return rewritten
-
-    def pass_greeting(self):
-        reply = self.read_relay_reply(self.connect_deadline)
-        lines = self.relay_lines_for_client(reply.lines)
-        if reply.code != 220:
-            raise Refusal(lines, "relay %s greeted with %s" % (self.where, reply.summary()))
-        self.send_client(lines)
-
-    def wait_for_hello(self):
-        """Answer the client until it says EHLO or HELO: (verb, name), or None when it leaves."""
-        while True:
-            try:
-                raw = self.client_reader.read_line(time.monotonic() + self.timeouts["reply"])
-            except socket.timeout:
-                raise Refusal.because("421 4.4.2", "timeout waiting for EHLO or HELO") from None
-            except LineTooLong:
-                raise Refusal(["500 5.5.2 Line too long"], "client sent an overlong line") from None
-            if raw is None:
-                self.quit_relay()
-                return None
-            verb, _space, argument = decode(raw).strip().partition(" ")
-            verb = verb.upper()
-            if verb in ("EHLO", "HELO"):
-                if argument.split():
-                    return verb, argument.split()[0]
-                self.send_client(["501 5.5.4 Syntax: %s hostname" % verb])
-            elif verb == "QUIT":
-                self.send_client(["221 2.0.0 Bye"])
-                self.quit_relay()
-                return None
-            elif verb in ("NOOP", "RSET"):
-                self.send_client(["250 2.0.0 OK"])
-            else:
-                self.send_client(["503 5.5.1 Send EHLO or HELO first"])
-
-    # -- the handshake with the relay, on the client's EHLO/HELO --
-
-    def handshake(self, verb, name):
-        ehlo = self.relay_ehlo(name)
-        mode = self.relay_config["tls"]
-        if mode in ("required", "opportunistic"):
-            ehlo = self.relay_starttls(name, ehlo, required=mode == "required")
-        if self.auth:
-            self.authenticate(ehlo)
-        if verb == "EHLO":
-            self.send_client(self.relay_lines_for_client(client_ehlo_lines(ehlo.lines)))
-        else:
-            self.send_client(["250 %s" % ehlo.lines[0][4:]])
-
-    def relay_ehlo(self, name):
-        # always EHLO upstream, also for a HELO client: STARTTLS and AUTH need it
-        reply = self.relay_command("EHLO " + name)
-        if not 200 <= reply.code < 300:
-            raise Refusal(self.relay_lines_for_client(reply.lines),
-                          "relay %s answered EHLO with %s" % (self.where, reply.summary()))
-        return reply
-
-    def relay_starttls(self, name, ehlo, required):
-        offered = any(words[0] == "STARTTLS" for words in ehlo.capabilities())
-        if not offered:
-            if required:
-                raise Refusal.because("421 4.7.0", "relay %s does not offer STARTTLS" % self.where)
-            self.log("relay %s does not offer STARTTLS: going on without TLS", self.where)
-            return ehlo
-        reply = self.relay_command("STARTTLS")
-        if reply.code != 220:
-            if required:
-                raise Refusal.because("421 4.7.0", "relay %s refused STARTTLS: %s" % (self.where, reply.summary()))
-            self.log("relay %s refused STARTTLS (%s): going on without TLS", self.where, reply.summary())
-            return ehlo
-        if self.relay_reader.buffer:
-            # bytes sent before the handshake would count as sent inside TLS (CVE-2011-0411 style)
-            raise Refusal.because("421 4.7.0", "relay %s sent data after its STARTTLS reply" % self.where,
-                                  quit_relay=False)
-        self.start_tls(time.monotonic() + self.timeouts["connect"])
-        self.relay_reader = LineReader(self.relay)
-        return self.relay_ehlo(name)
-
-    def authenticate(self, ehlo):
-        username = self.auth["username"]
-        if not self.relay_tls:
-            raise Refusal.because("421 4.7.0",
-                                  "refusing to send SMTP AUTH credentials to relay %s without TLS" % self.where)
-        mechanisms = auth_mechanisms(ehlo)
-        if "PLAIN" in mechanisms:
-            mechanism = "PLAIN"
-            reply = self.relay_command("AUTH PLAIN " + b64("\0%s\0%s" % (username, self.auth["password"])))
-        elif "LOGIN" in mechanisms:
-            mechanism = "LOGIN"
-            reply = self.relay_command("AUTH LOGIN")
-            if reply.code == 334:
-                reply = self.relay_command(b64(username))
-            if reply.code == 334:
-                reply = self.relay_command(b64(self.auth["password"]))
-        else:
-            raise Refusal(["421 4.7.0 relay %s offers neither AUTH PLAIN nor AUTH LOGIN" % self.where],
-                          "relay %s offers neither AUTH PLAIN nor AUTH LOGIN (offered: %s)"
-                          % (self.where, " ".join(sorted(mechanisms)) or "none"))
-        if reply.code != 235:
-            self.log("AUTH %s failed for %s: %s", mechanism, username, reply.summary(), level=logging.WARNING)
-            raise Refusal([self.guard.redact("421 4.7.0 relay refused SMTP AUTH: %s" % reply.summary())],
-                          "relay %s refused SMTP AUTH" % self.where)
-        self.log("AUTH %s ok for %s", mechanism, username)
-
-    # -- pass-through --
-
-    def pass_through(self):
-        """Client bytes to the relay as they come; relay replies to the client, whole replies, after the
-        rewrites. One thread serves both directions with a selector: an SSL socket must not be read
-        and written by two threads at once (OpenSSL objects are not thread-safe)."""
-        self.client.settimeout(None)
-        forwarder = ReplyForwarder(self)
-        pending = self.client_reader.take()
-        if pending:
-            self.send_relay(pending)
-        forwarder.feed(self.relay_reader.take())
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.client, selectors.EVENT_READ, "client")
-            selector.register(self.relay, selectors.EVENT_READ, "relay")
-            while True:
-                if self.relay_tls and self.relay.pending():
-                    ready = ["relay"]
-                else:
-                    ready = [key.data for key, _events in selector.select()]
-                for side in ready:
-                    if side == "client":
-                        data = self.client.recv(65536)
-                        if not data:
-                            return "client closed"
-                        self.send_relay(data)
-                    else:
-                        data = self.receive_relay()
-                        if data == b"":
-                            forwarder.flush()
-                            if forwarder.last_code == 221:
-                                return "quit"
-                            if forwarder.last_code != 421:
-                                self.tell_client_relay_closed()
-                            return "relay closed"
-                        if data:
-                            forwarder.feed(data)
-
-    def tell_client_relay_closed(self):
-        # a 421 is allowed at any time and makes the MTA defer whatever it was waiting for
-        try:
-            self.send_client(["421 4.4.2 relay %s closed the connection" % self.where])
-        except OSError:
-            pass
-
-    def send_relay(self, data):
-        self.relay.settimeout(None)
-        self.relay.sendall(data)
-
-    def receive_relay(self):
-        """Bytes from the relay; b"" at its end; None when nothing (but TLS records) came."""
-        # non-blocking: a readable TLS socket may carry only a session ticket, no data
-        self.relay.settimeout(0.0)
-        try:
-            return self.relay.recv(65536)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            return None
-
-
-class ReplyForwarder:
-    """Relay bytes to the client: collected into whole replies, rewritten, sent."""
-
-    def __init__(self, session):
-        self.session = session
         self.buffer = bytearray()
         self.lines = []
-        self.last_code = None
 
     def feed(self, data):
         self.buffer += data
+        replies = []
         while True:
             end = self.buffer.find(b"\n")
             if end < 0:
                 break
             raw = bytes(self.buffer[:end])
             del self.buffer[:end + 1]
-            self.add(decode(raw[:-1] if raw.endswith(b"\r") else raw))
+            replies.extend(self.add(decode(raw[:-1] if raw.endswith(b"\r") else raw)))
         if len(self.buffer) > MAX_LINE:
-            self.flush()
+            replies.extend(self.flush())
+        return replies
 
     def add(self, line):
         if not REPLY_LINE.match(line):
             # Handed on, it could read as a 5xx to the MTA (qmail-remote computes the code from any three bytes)
             # and bounce a message the relay may have taken: the session ends with a 421 instead.
             raise Refusal.because("421 4.4.2", "relay %s sent a line that is not an SMTP reply: %r"
-                                  % (self.session.where, line[:80]), quit_relay=False)
+                                  % (self.where, line[:80]), quit_relay=False)
         self.lines.append(line)
         if is_final_line(line) or len(self.lines) >= MAX_REPLY_LINES:
-            self.send_reply()
-
-    def send_reply(self):
-        if self.lines:
-            self.last_code = int(self.lines[-1][:3])
-            self.session.send_client(self.session.relay_lines_for_client(self.lines))
-            self.lines = []
+            lines, self.lines = self.lines, []
+            return [lines]
+        return []
 
     def flush(self):
-        """Whatever is left, as a line of its own (a relay that closes or sends an endless line)."""
+        """Whatever is left, as a reply of its own (a relay that closes or sends an endless line)."""
+        replies = []
         if self.buffer:
-            self.add(decode(bytes(self.buffer)))
+            replies.extend(self.add(decode(bytes(self.buffer))))
             self.buffer.clear()
-        self.send_reply()
+        if self.lines:
+            lines, self.lines = self.lines, []
+            replies.append(lines)
+        return replies
 
 
 def _no_delay(sock):
@@ -860,6 +650,919 @@ def _format_address(address):
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
+# ---- one relay connection ----------------------------------------------------------------------
+
+class RelayConnection:
+    """One connection to the relay, set up (TLS, EHLO with the MTA's name, AUTH) for one session and then
+    kept by the pool for later sessions with the same EHLO name. Used by one thread at a time."""
+
+    def __init__(self, guard, number, name):
+        self.guard = guard
+        self.config = guard.config["relay"]
+        self.timeouts = guard.config["timeouts"]
+        self.auth = guard.config["auth"]
+        self.where = guard.where
+        self.number = number
+        self.label = "relay#%d" % number
+        self.name = name
+        self.sock = None
+        self.reader = None
+        self.tls = False
+        self.ehlo = None
+        self.opened = time.monotonic()
+        self.idle_since = None
+        self.messages = 0
+        self.in_transaction = False
+        self.broken = False  # closed without QUIT, never reused
+        self.retired = False  # closed with QUIT, not reused
+        self.pool_key = None  # the key it was handed out under, while a session has it
+        self.log = self.pool_log
+
+    def pool_log(self, message, *args, level=logging.INFO):
+        text = self.guard.redact(message % args if args else message)
+        LOG.log(level, "[pool] %s", text.replace("\r", "\\r").replace("\n", "\\n"))
+
+    @property
+    def key(self):
+        """What identifies the session to the relay: the EHLO name and the AUTH user."""
+        return (self.name.lower(), self.auth["username"] if self.auth else None)
+
+    def age(self, now=None):
+        return (time.monotonic() if now is None else now) - self.opened
+
+    # -- setting up --
+
+    def open(self):
+        """Connect, greeting, EHLO, STARTTLS, EHLO, AUTH; raises Refusal (the client's reply in it)."""
+        config = self.config
+        deadline = time.monotonic() + self.timeouts["connect"]
+        target = (config["address"] or config["host"], config["port"])
+        try:
+            self.sock = socket.create_connection(target, timeout=self.timeouts["connect"])
+            _no_delay(self.sock)
+        except OSError as exc:
+            raise Refusal.because("421 4.4.1", "relay %s unreachable: %s" % (self.where, describe_error(exc)),
+                                  quit_relay=False) from None
+        self.log("%s connected to %s", self.label, self.where)
+        if config["tls"] == "implicit":
+            self.start_tls(deadline)
+        self.reader = LineReader(self.sock)
+        greeting = self.read_reply(deadline)
+        if greeting.code != 220:
+            raise Refusal(self.guard.relay_lines_for_client(greeting.lines, self.log),
+                          "relay %s greeted with %s" % (self.where, greeting.summary()))
+        ehlo = self.send_ehlo(self.name)
+        mode = config["tls"]
+        if mode in ("required", "opportunistic"):
+            ehlo = self.starttls(ehlo, required=mode == "required")
+        if self.auth:
+            self.authenticate(ehlo)
+        self.ehlo = ehlo
+
+    def start_tls(self, deadline):
+        """TLS on the relay socket; any failure ends the session without another byte to the relay."""
+        config = self.config
+        verify = config["verify"] and config["tls"] != "opportunistic"
+        context = self.guard.verifying_context if verify else self.guard.trusting_context
+        try:
+            self.sock.settimeout(_remaining(deadline))
+            self.sock = context.wrap_socket(self.sock, server_hostname=config["host"])
+        except (OSError, ValueError) as exc:
+            problem = describe_error(exc)
+            if not problem.startswith("certificate"):
+                problem = "TLS handshake failed: " + problem
+            raise Refusal.because("421 4.7.0", "relay %s %s" % (self.where, problem), quit_relay=False) from None
+        self.tls = True
+        version, cipher = self.sock.version(), (self.sock.cipher() or ("?",))[0]
+        checked = "certificate verified for %s" % config["host"] if verify else "certificate NOT verified"
+        self.log("%s TLS %s %s, %s", self.label, version, cipher, checked)
+
+    def send_ehlo(self, name):
+        # always EHLO upstream, also for a HELO client: STARTTLS and AUTH need it
+        reply = self.command("EHLO " + name)
+        if not 200 <= reply.code < 300:
+            raise Refusal(self.guard.relay_lines_for_client(reply.lines, self.log),
+                          "relay %s answered EHLO with %s" % (self.where, reply.summary()))
+        return reply
+
+    def starttls(self, ehlo, required):
+        offered = any(words[0] == "STARTTLS" for words in ehlo.capabilities())
+        if not offered:
+            if required:
+                raise Refusal.because("421 4.7.0", "relay %s does not offer STARTTLS" % self.where)
+            self.log("relay %s does not offer STARTTLS: going on without TLS", self.where)
+            return ehlo
+        reply = self.command("STARTTLS")
+        if reply.code != 220:
+            if required:
+                raise Refusal.because("421 4.7.0", "relay %s refused STARTTLS: %s" % (self.where, reply.summary()))
+            self.log("relay %s refused STARTTLS (%s): going on without TLS", self.where, reply.summary())
+            return ehlo
+        if self.reader.buffer:
+            # bytes sent before the handshake would count as sent inside TLS (CVE-2011-0411 style)
+            raise Refusal.because("421 4.7.0", "relay %s sent data after its STARTTLS reply" % self.where,
+                                  quit_relay=False)
+        self.start_tls(time.monotonic() + self.timeouts["connect"])
+        self.reader = LineReader(self.sock)
+        return self.send_ehlo(self.name)
+
+    def authenticate(self, ehlo):
+        username = self.auth["username"]
+        if not self.tls:
+            raise Refusal.because("421 4.7.0",
+                                  "refusing to send SMTP AUTH credentials to relay %s without TLS" % self.where)
+        mechanisms = auth_mechanisms(ehlo)
+        if "PLAIN" in mechanisms:
+            mechanism = "PLAIN"
+            reply = self.command("AUTH PLAIN " + b64("\0%s\0%s" % (username, self.auth["password"])))
+        elif "LOGIN" in mechanisms:
+            mechanism = "LOGIN"
+            reply = self.command("AUTH LOGIN")
+            if reply.code == 334:
+                reply = self.command(b64(username))
+            if reply.code == 334:
+                reply = self.command(b64(self.auth["password"]))
+        else:
+            raise Refusal(["421 4.7.0 relay %s offers neither AUTH PLAIN nor AUTH LOGIN" % self.where],
+                          "relay %s offers neither AUTH PLAIN nor AUTH LOGIN (offered: %s)"
+                          % (self.where, " ".join(sorted(mechanisms)) or "none"))
+        if reply.code != 235:
+            self.log("AUTH %s failed for %s: %s", mechanism, username, reply.summary(), level=logging.WARNING)
+            raise Refusal([self.guard.redact("421 4.7.0 relay refused SMTP AUTH: %s" % reply.summary())],
+                          "relay %s refused SMTP AUTH" % self.where)
+        self.log("AUTH %s ok for %s", mechanism, username)
+
+    # -- commands outside a session's pass-through --
+
+    def read_reply(self, deadline):
+        lines = []
+        while True:
+            try:
+                raw = self.reader.read_line(deadline)
+            except socket.timeout:
+                raise Refusal.because("421 4.4.2", "relay %s did not answer in time" % self.where) from None
+            except LineTooLong:
+                raise Refusal.because("421 4.4.2", "relay %s sent an overlong line" % self.where) from None
+            except OSError as exc:
+                raise self.connection_failed(exc) from None
+            if raw is None:
+                raise Refusal.because("421 4.4.2", "relay %s closed the connection" % self.where, quit_relay=False)
+            line = decode(raw)
+            if not REPLY_LINE.match(line):
+                raise Refusal(["421 4.4.2 relay %s sent a malformed reply" % self.where],
+                              "relay %s sent a malformed reply: %r" % (self.where, line[:100]))
+            lines.append(line)
+            if is_final_line(line) or len(lines) >= MAX_REPLY_LINES:
+                return Reply(lines)
+
+    def command(self, command, timeout=None):
+        """Send one command line to the relay and return its reply."""
+        timeout = self.timeouts["reply"] if timeout is None else timeout
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(encode(command) + CRLF)
+        except OSError as exc:
+            raise self.connection_failed(exc) from None
+        return self.read_reply(time.monotonic() + timeout)
+
+    def connection_failed(self, exc):
+        return Refusal.because("421 4.4.2", "connection to relay %s failed: %s" % (self.where, describe_error(exc)),
+                               quit_relay=False)
+
+    def gone_while_idle(self):
+        """Whether the relay sent something (a 421, say) or closed while nobody was waiting for a reply. Reads
+        without waiting; TLS records without data (a session ticket) do not count."""
+        if self.sock is None or (self.reader is not None and self.reader.buffer):
+            return True
+        try:
+            ready = (self.tls and self.sock.pending()) or select.select([self.sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return True
+        if not ready:
+            return False
+        self.sock.settimeout(0.0)
+        try:
+            self.sock.recv(4096)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+        return True
+
+    def probe(self):
+        """The check before reuse: nothing arrived while idle (a relay's 421 or its close) and RSET gets 250.
+        None when the connection is good, else why not."""
+        if self.broken:
+            return "broken"
+        if self.gone_while_idle():
+            return "closed by the relay while idle"
+        try:
+            reply = self.command("RSET", timeout=self.timeouts["connect"])
+        except Refusal as refusal:
+            return refusal.message
+        if reply.code != 250:
+            return "RSET answered with %s" % reply.summary()
+        self.in_transaction = False
+        return None
+
+    def reset(self):
+        """RSET after a session that ended in a transaction; False when the relay did not take it."""
+        try:
+            reply = self.command("RSET", timeout=self.timeouts["connect"])
+        except Refusal:
+            return False
+        if reply.code != 250:
+            return False
+        self.in_transaction = False
+        return True
+
+    def close(self, say_quit=True):
+        """QUIT (best effort, unless the connection is broken or in the middle of a message) and close."""
+        if self.sock is None:
+            return
+        if say_quit and not self.broken:
+            try:
+                self.sock.settimeout(2)
+                self.sock.sendall(b"QUIT" + CRLF)
+            except OSError:
+                pass
+        _close(self.sock)
+        self.sock = None
+
+
+# ---- the pool ----------------------------------------------------------------------------------
+
+class Pool:
+    """Relay connections: at most ``max_connections`` open (in use, being set up, idle); idle ones are kept, most
+    recently used first, for later sessions with the same EHLO name and AUTH user."""
+
+    def __init__(self, guard):
+        self.guard = guard
+        self.settings = guard.config["pool"]
+        self.condition = threading.Condition()
+        self.idle = []
+        self.total = 0
+        self.in_use = collections.Counter()  # key -> connections handed out (or being opened) for it
+        self.opening = 0  # connections being set up: one at a time
+        self.stopping = False
+        self.hold_off_until = 0.0
+        self._numbers = itertools.count(1)
+        self._last_reap = 0.0
+        self.counts = collections.Counter()
+
+    def acquire(self, name, log):
+        """A relay connection for a session whose client said EHLO/HELO ``name``: an idle one with the same key
+        that passes the probe, else a new one (in place of the oldest idle one of another key when the pool is
+        full); waits up to ``wait`` seconds while every connection is in use, or while the relay refuses new
+        ones and some are in use. Raises Refusal."""
+        auth = self.guard.config["auth"]
+        key = (name.lower(), auth["username"] if auth else None)
+        deadline = time.monotonic() + self.settings["wait"]
+        reuse_until = None
+        while True:
+            candidate, retired, open_new = None, [], False
+            with self.condition:
+                while True:
+                    if self.stopping:
+                        raise Refusal.because("421 4.3.2", "the relay guard is stopping", quit_relay=False)
+                    now = time.monotonic()
+                    retired.extend(self._expire_locked(now))
+                    candidate = self._take_idle_locked(key)
+                    if candidate is not None:
+                        self.in_use[key] += 1
+                        candidate.pool_key = key
+                        break
+                    if reuse_until is None and self.in_use[key]:
+                        reuse_until = now + REUSE_WAIT
+                    awaiting_reuse = reuse_until is not None and now < reuse_until and self.in_use[key] > 0
+                    # one new connection at a time (no burst of them), none while the relay refuses them
+                    may_open = not awaiting_reuse and self.opening == 0 and (
+                        self.total == 0 or now >= self.hold_off_until)
+                    if may_open and self.total < self.settings["max_connections"]:
+                        self.total += 1
+                        open_new = True
+                        break
+                    if may_open and self.idle:
+                        retired.append((self.idle.pop(0), "pool full, making room"))
+                        open_new = True   # the retired connection's place
+                        break
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        self.counts["busy"] += 1
+                        raise Refusal.because("421 4.4.5", "all %d relay connections are busy; try again later"
+                                              % self.total, quit_relay=False)
+                    if awaiting_reuse:
+                        remaining = min(remaining, max(reuse_until - now, 0.01))
+                    elif not may_open and not self.opening:
+                        remaining = min(remaining, max(self.hold_off_until - now, 0.01))
+                    self.condition.wait(remaining)
+                if open_new:
+                    self.in_use[key] += 1
+                    self.opening += 1
+            for connection, reason in retired:
+                self._close(connection, reason)
+            if candidate is not None:
+                candidate.log = log
+                problem = candidate.probe()
+                if problem is None:
+                    self._count("reused")
+                    log("%s reused (idle %.1f s, %d transaction(s) before)", candidate.label,
+                        time.monotonic() - candidate.idle_since, candidate.messages)
+                    return candidate
+                candidate.broken = True
+                self._count("dead")
+                log("%s not reused: %s", candidate.label, problem)
+                self.discard(candidate)
+                continue
+            if open_new:
+                try:
+                    return self._open(name, log)
+                except Refusal as refusal:
+                    if not self._hold_off(refusal, log, deadline):
+                        raise
+
+    def _open(self, name, log):
+        connection = RelayConnection(self.guard, next(self._numbers), name)
+        connection.pool_key = connection.key
+        connection.log = log
+        try:
+            connection.open()
+        except BaseException as exc:
+            connection.broken = not getattr(exc, "quit_relay", False)
+            self.discard(connection)
+            if isinstance(exc, Refusal) and exc.lines and exc.lines[-1].startswith("4"):
+                with self.condition:
+                    # before the next session may open one (opening is still counted)
+                    self.counts["refused"] += 1
+                    self.hold_off_until = time.monotonic() + HOLD_OFF
+            raise
+        finally:
+            with self.condition:
+                self.opening -= 1
+                self.condition.notify_all()
+        self._count("opened")
+        return connection
+
+    def _hold_off(self, refusal, log, deadline):
+        """The relay refused a new connection with a 4xx (a burst of new connections gets "421 4.7.0 Try again
+        later"): no new ones for HOLD_OFF seconds (see _open), and while others are open this session waits for one
+        of those (True). False: nothing to wait for, the client gets the refusal."""
+        if not refusal.lines or not refusal.lines[-1].startswith("4"):
+            return False
+        with self.condition:
+            open_now = self.total
+        if open_now == 0 or time.monotonic() >= deadline:
+            return False
+        log("%s; waiting for one of the %d open relay connection(s), no new ones for %d s",
+            refusal.message, open_now, HOLD_OFF)
+        return True
+
+    def _returned_locked(self, connection):
+        key, connection.pool_key = connection.pool_key, None
+        if key is not None:
+            self.in_use[key] -= 1
+            if self.in_use[key] <= 0:
+                del self.in_use[key]
+
+    def _take_idle_locked(self, key):
+        for index in range(len(self.idle) - 1, -1, -1):
+            if self.idle[index].key == key:
+                return self.idle.pop(index)
+        return None
+
+    def _expire_locked(self, now):
+        """Idle connections past idle_timeout or max_age, taken out of the pool (the caller closes them)."""
+        expired = []
+        for connection in list(self.idle):
+            reason = None
+            if now - connection.idle_since >= self.settings["idle_timeout"]:
+                reason = "idle for %d s" % self.settings["idle_timeout"]
+            elif self.settings["max_age"] and connection.age(now) >= self.settings["max_age"]:
+                reason = "older than %d s" % self.settings["max_age"]
+            elif connection.gone_while_idle():
+                # the relay closed it (its idle timeout) or said 421: gone now rather than at the next session
+                reason = "closed by the relay while idle"
+            if reason:
+                self.idle.remove(connection)
+                self.total -= 1
+                expired.append((connection, reason))
+        if expired:
+            self.condition.notify_all()
+        return expired
+
+    def release(self, connection):
+        """Back into the pool after a session (RSET first if it ended in a transaction), or closed."""
+        reason = None
+        if connection.broken or connection.retired:
+            self.discard(connection)
+            return
+        if connection.in_transaction and not connection.reset():
+            connection.broken = True
+            connection.log("%s not reused: RSET after the session failed", connection.label)
+            self.discard(connection)
+            return
+        connection.log = connection.pool_log
+        settings = self.settings
+        if settings["max_idle"] == 0:
+            reason = "reuse off (pool.max_idle 0)"
+        elif settings["max_messages"] and connection.messages >= settings["max_messages"]:
+            reason = "%d transactions" % connection.messages
+        elif settings["max_age"] and connection.age() >= settings["max_age"]:
+            reason = "older than %d s" % settings["max_age"]
+        retired = None
+        with self.condition:
+            self._returned_locked(connection)
+            if reason is None and self.stopping:
+                reason = "the guard is stopping"
+            if reason is None:
+                if len(self.idle) >= settings["max_idle"]:
+                    retired = self.idle.pop(0)
+                    self.total -= 1
+                connection.idle_since = time.monotonic()
+                self.idle.append(connection)
+            else:
+                self.total -= 1
+            self.condition.notify_all()
+        if retired is not None:
+            self._close(retired, "more than %d idle" % settings["max_idle"])
+        if reason is not None:
+            self._close(connection, reason)
+
+    def discard(self, connection):
+        """A connection that is not coming back (broken, or its session failed): closed, its place freed."""
+        with self.condition:
+            self._returned_locked(connection)
+            self.total -= 1
+            self.condition.notify_all()
+        connection.close(say_quit=not connection.broken)
+
+    def _count(self, name):
+        with self.condition:
+            self.counts[name] += 1
+
+    def _close(self, connection, reason):
+        self._count("closed")
+        connection.log("%s closed: %s", connection.label, reason)
+        connection.close()
+
+    def reap(self):
+        """Close idle connections past their time (called from the listener's loop, at most once a second)."""
+        now = time.monotonic()
+        if now - self._last_reap < 1:
+            return
+        self._last_reap = now
+        with self.condition:
+            expired = self._expire_locked(now)
+        if expired:
+            # QUIT to the relay may take a moment: not in the listener's thread
+            threading.Thread(target=self._close_all, args=(expired,), name="relay-guard-reaper", daemon=True).start()
+
+    def _close_all(self, connections):
+        for connection, reason in connections:
+            self._close(connection, reason)
+
+    def stop(self):
+        """No more connections; the idle ones closed (those in use close when their sessions end)."""
+        with self.condition:
+            self.stopping = True
+            idle, self.idle = self.idle, []
+            self.total -= len(idle)
+            self.condition.notify_all()
+        self._close_all([(connection, "the guard is stopping") for connection in idle])
+
+    def snapshot(self):
+        with self.condition:
+            return {"open": self.total, "idle": len(self.idle), **self.counts}
+
+
+# ---- one client session ------------------------------------------------------------------------
+
+class _SessionEnd(Exception):
+    """The session is over (``outcome`` for the log)."""
+
+    def __init__(self, outcome):
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+# What the client waits for, in order: a relay reply (RELAY, kind) or one of the guard's own (LOCAL, lines, action).
+RELAY, LOCAL = "relay", "local"
+
+
+class Session:
+    """One client connection, in the thread socketserver gives it, with the relay connection the pool lends it
+    from the client's EHLO/HELO to its QUIT."""
+
+    def __init__(self, guard, client, peer, number):
+        self.guard = guard
+        self.timeouts = guard.config["timeouts"]
+        self.client = client
+        _no_delay(client)
+        self.client_reader = LineReader(client)
+        self.peer = peer
+        self.prefix = "[%d]" % number
+        self.where = guard.where
+        self.name = None
+        self.conn = None
+        self.selector = None
+        self.collector = None
+        self.expected = collections.deque()
+        self.buffer = bytearray()
+        self.data_mode = False
+        self.at_line_start = True
+        self.awaiting_data_reply = False
+        self.quitting = False
+
+    def log(self, message, *args, level=logging.INFO):
+        text = self.guard.redact(message % args if args else message)
+        LOG.log(level, "%s %s", self.prefix, text.replace("\r", "\\r").replace("\n", "\\n"))
+
+    def run(self):
+        self.log("connect from %s", _format_address(self.peer))
+        outcome = "done"
+        try:
+            self.send_client([self.guard.greeting])
+            hello = self.wait_for_hello()
+            if hello is None:
+                outcome = "client quit before EHLO/HELO"
+                return
+            verb, self.name = hello
+            self.conn = self.guard.pool.acquire(self.name, self.log)
+            try:
+                self.send_client(client_hello_lines(verb, self.conn.ehlo))
+            except OSError:
+                outcome = "client gone"
+                return
+            outcome = self.pass_through()
+        except Refusal as refusal:
+            outcome = "refused"
+            self.log("%s", refusal.message, level=logging.WARNING)
+            if self.conn is not None:
+                # not reused; QUIT unless the refusal says the relay gets nothing more
+                self.conn.retired = True
+                self.conn.broken = self.conn.broken or not refusal.quit_relay
+            try:
+                self.send_client(refusal.lines)
+            except OSError:
+                pass
+        except Exception as exc:  # pylint: disable=broad-except  # one session's trouble, not the guard's
+            outcome = "error"
+            self.log("error: %s: %s", type(exc).__name__, describe_error(exc), level=logging.WARNING)
+            if self.conn is not None:
+                self.conn.broken = True
+        finally:
+            _close(self.client)
+            if self.selector is not None:
+                self.selector.close()
+            self.give_back()
+            self.log("close (%s)", outcome)
+
+    def give_back(self):
+        """The relay connection back to the pool (after the client is gone: the MTA does not wait for this)."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        conn.log = self.log
+        if self.data_mode or self.awaiting_data_reply or self.relay_replies_owed():
+            # the relay is inside a message or owes replies nobody will read: never reused, never completed
+            conn.broken = True
+        self.guard.pool.release(conn)
+
+    # -- the client side before EHLO --
+
+    def send_client(self, lines):
+        self.client.settimeout(self.timeouts["reply"])
+        self.client.sendall(b"".join(encode(self.guard.redact(line)) + CRLF for line in lines))
+
+    def to_client(self, lines):
+        """During the pass-through: a client that is gone ends the session, and the relay connection goes back
+        to the pool if nothing is in flight."""
+        try:
+            self.send_client(lines)
+        except OSError:
+            raise _SessionEnd("client gone") from None
+
+    def wait_for_hello(self):
+        """Answer the client until it says EHLO or HELO: (verb, name), or None when it leaves."""
+        while True:
+            try:
+                raw = self.client_reader.read_line(time.monotonic() + self.timeouts["reply"])
+            except socket.timeout:
+                raise Refusal.because("421 4.4.2", "timeout waiting for EHLO or HELO") from None
+            except LineTooLong:
+                raise Refusal(["500 5.5.2 Line too long"], "client sent an overlong line") from None
+            if raw is None:
+                return None
+            verb, _space, argument = decode(raw).strip().partition(" ")
+            verb = verb.upper()
+            if verb in ("EHLO", "HELO"):
+                if argument.split():
+                    return verb, argument.split()[0]
+                self.send_client(["501 5.5.4 Syntax: %s hostname" % verb])
+            elif verb == "QUIT":
+                self.send_client(["221 2.0.0 Bye"])
+                return None
+            elif verb in ("NOOP", "RSET"):
+                self.send_client(["250 2.0.0 OK"])
+            else:
+                self.send_client(["503 5.5.1 Send EHLO or HELO first"])
+
+    # -- pass-through --
+
+    def relay_replies_owed(self):
+        return any(entry[0] == RELAY for entry in self.expected)
+
+    def idle_between_transactions(self):
+        """Nothing in flight: the relay connection can be replaced without the client noticing."""
+        return not (self.data_mode or self.awaiting_data_reply or self.relay_replies_owed()
+                    or (self.conn is not None and self.conn.in_transaction))
+
+    def pass_through(self):
+        """Client commands to the relay as they come (pipelined ones together); the relay's replies to the client
+        whole, after the rewrites, in order with the guard's own (QUIT's 221). One thread serves both directions
+        with a selector: an SSL socket must not be read and written by two threads at once."""
+        self.client.settimeout(None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.client, selectors.EVENT_READ, "client")
+        self.attach(self.conn)
+        self.buffer += self.client_reader.take()
+        idle_timeout = self.guard.config["pool"]["idle_timeout"]
+        try:
+            self.client_input()
+            while True:
+                if self.conn is not None and self.conn.tls and self.conn.sock.pending():
+                    ready = ["relay"]
+                else:
+                    # a client idle between transactions (Sendmail keeps its sessions a while) does not keep a
+                    # relay connection from other sessions longer than an idle one would be kept
+                    lending = self.conn is not None and self.idle_between_transactions()
+                    ready = [key.data for key, _events in self.selector.select(idle_timeout if lending else None)]
+                    if lending and not ready:
+                        self.lend_back()
+                        continue
+                for side in ready:
+                    if side == "client":
+                        data = self.client.recv(65536)
+                        if not data:
+                            return self.client_closed()
+                        self.buffer += data
+                        if self.awaiting_data_reply and len(self.buffer) > MAX_CLIENT_BACKLOG:
+                            raise Refusal.because("421 4.5.0", "client sent too much before the reply to DATA")
+                        self.client_input()
+                    elif self.conn is not None:
+                        self.relay_input()
+        except _SessionEnd as end:
+            return end.outcome
+
+    def attach(self, conn):
+        self.conn = conn
+        self.collector = ReplyCollector(self.where)
+        self.selector.register(conn.sock, selectors.EVENT_READ, "relay")
+        pending = conn.reader.take() if conn.reader is not None else b""
+        if pending:
+            self.on_replies(self.collector.feed(pending))
+
+    def lend_back(self):
+        """The relay connection back to the pool while the client idles between transactions; its next command
+        gets one again."""
+        conn, self.conn = self.conn, None
+        self.selector.unregister(conn.sock)
+        self.log("%s back to the pool: this session idle for %s s", conn.label,
+                 self.guard.config["pool"]["idle_timeout"])
+        self.guard.pool.release(conn)
+
+    def detach(self, reason):
+        """Give up a relay connection that died between transactions; the next command gets a new one."""
+        conn, self.conn = self.conn, None
+        self.selector.unregister(conn.sock)
+        conn.broken = True
+        self.log("%s %s between transactions: replaced at the next command", conn.label, reason)
+        self.guard.pool.discard(conn)
+
+    # client -> relay
+
+    def client_input(self):
+        """Parse what the client sent: commands (forwarded, or answered by the guard), message data."""
+        out = bytearray()
+        while not self.awaiting_data_reply and not self.quitting:
+            if self.data_mode:
+                if not self.message_data(out):
+                    break
+                continue
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                if len(self.buffer) > MAX_LINE:
+                    self.expected.append((LOCAL, ["500 5.5.2 Line too long"], "close"))
+                    self.quitting = True
+                break
+            raw = bytes(self.buffer[:end])
+            del self.buffer[:end + 1]
+            self.client_command(raw[:-1] if raw.endswith(b"\r") else raw, out)
+        if out:
+            self.send_relay(bytes(out))
+        self.answer_locally()
+
+    def client_command(self, line, out):
+        text = decode(line).strip()
+        verb, _space, argument = text.partition(" ")
+        verb = verb.upper()
+        local = None
+        if not text:
+            local = ["500 5.5.2 Error: bad syntax"]
+        elif verb == "QUIT":
+            self.quitting = True
+            self.expected.append((LOCAL, ["221 2.0.0 closing connection"], "quit"))
+            return
+        elif verb in ("STARTTLS", "AUTH"):
+            local = ["502 5.5.1 %s is not offered here: the relay guard speaks TLS and AUTH to the relay" % verb]
+        elif verb == "BDAT":
+            # its data follows at once and could not be told from commands
+            self.quitting = True
+            self.expected.append((LOCAL, ["421 4.5.0 BDAT is not offered here (no CHUNKING); closing"], "close"))
+            return
+        elif verb in ("EHLO", "HELO") and not argument.split():
+            local = ["501 5.5.4 Syntax: %s hostname" % verb]
+        if local is not None:
+            self.expected.append((LOCAL, local, None))
+            return
+        if self.conn is None:
+            if not self.reconnect(out):
+                return
+        kind = verb.lower() if verb in ("EHLO", "HELO", "MAIL", "RSET", "DATA") else "other"
+        if kind in ("ehlo", "helo"):
+            # always EHLO upstream; the connection now belongs to this name
+            self.name = argument.split()[0]
+            line = encode("EHLO " + self.name)
+        elif kind == "mail":
+            self.conn.messages += 1
+        elif kind == "data":
+            self.awaiting_data_reply = True
+        self.expected.append((RELAY, kind))
+        out += line + CRLF
+
+    def reconnect(self, out):
+        """A new relay connection for the next command after the old one died between transactions (nothing
+        was forwarded since: ``out`` is empty)."""
+        assert not out, "commands for a relay connection that is gone"
+        try:
+            conn = self.guard.pool.acquire(self.name, self.log)
+        except Refusal as refusal:
+            self.log("%s", refusal.message, level=logging.WARNING)
+            self.quitting = True
+            self.expected.append((LOCAL, refusal.lines, "close"))
+            return False
+        self.attach(conn)
+        return True
+
+    def message_data(self, out):
+        """Message lines up to the lone dot, passed on as they are (bare LF ends made CRLF); False: more needed."""
+        buffer = self.buffer
+        if not buffer:
+            return False
+        end = buffer.find(b"\n")
+        if self.at_line_start and buffer[:1] == b".":
+            if end < 0:
+                if bytes(buffer) in (b".", b".\r"):
+                    return False
+            elif bytes(buffer[:end + 1]) in (b".\r\n", b".\n"):
+                del buffer[:end + 1]
+                out += b"." + CRLF
+                self.data_mode = False
+                self.expected.append((RELAY, "message"))
+                return True
+        if end >= 0:
+            line = bytes(buffer[:end + 1])
+            del buffer[:end + 1]
+            out += line if line.endswith(CRLF) else line[:-1] + CRLF
+            self.at_line_start = True
+            return True
+        out += buffer
+        buffer.clear()
+        self.at_line_start = False
+        return False
+
+    def send_relay(self, data):
+        try:
+            self.conn.sock.settimeout(self.timeouts["reply"])
+            self.conn.sock.sendall(data)
+        except OSError as exc:
+            raise self.conn.connection_failed(exc) from None
+
+    # relay -> client
+
+    def relay_input(self):
+        """Bytes from the relay: b"" at its end, None when nothing (but TLS records) came."""
+        sock = self.conn.sock
+        sock.settimeout(0.0)  # non-blocking: a readable TLS socket may carry only a session ticket, no data
+        try:
+            data = sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError as exc:
+            self.log("%s: %s", self.conn.label, describe_error(exc), level=logging.WARNING)
+            data = b""
+        if data:
+            self.on_replies(self.collector.feed(data))
+            return
+        self.on_replies(self.collector.flush())
+        if self.conn is None:
+            return
+        if self.idle_between_transactions():
+            self.detach("closed by the relay")
+            return
+        self.conn.broken = True
+        self.tell_client(["421 4.4.2 relay %s closed the connection" % self.where])
+        raise _SessionEnd("relay closed")
+
+    def tell_client(self, lines):
+        # a 421 is allowed at any time and makes the MTA defer whatever it was waiting for
+        try:
+            self.send_client(lines)
+        except OSError:
+            pass
+
+    def on_replies(self, replies):
+        for lines in replies:
+            self.on_reply(lines)
+
+    def on_reply(self, lines):
+        code = int(lines[-1][:3])
+        if not self.expected or self.expected[0][0] != RELAY:
+            self.unsolicited(lines, code)
+            return
+        _relay, kind = self.expected.popleft()
+        conn = self.conn
+        if kind in ("ehlo", "helo"):
+            if 200 <= code < 300:
+                conn.ehlo, conn.name, conn.in_transaction = Reply(lines), self.name, False
+                lines = client_hello_lines(kind.upper(), conn.ehlo)
+            else:
+                conn.broken = True  # which name the relay now holds the session under is unclear: not reused
+        elif kind == "mail":
+            if 200 <= code < 300:
+                conn.in_transaction = True
+        elif kind == "rset":
+            if 200 <= code < 300:
+                conn.in_transaction = False
+        elif kind == "data":
+            self.awaiting_data_reply = False
+            if code == 354:
+                self.data_mode, self.at_line_start = True, True
+        elif kind == "message":
+            conn.in_transaction = False
+        if kind not in ("ehlo", "helo"):
+            lines = self.guard.relay_lines_for_client(lines, self.log)
+        if code == 421:
+            conn.broken = True
+            self.tell_client(lines)
+            raise _SessionEnd("relay said %s" % Reply(lines).summary())
+        self.to_client(lines)
+        if kind == "data":
+            self.client_input()  # what the client sent after DATA: its message, or commands again
+        else:
+            self.answer_locally()
+
+    def unsolicited(self, lines, code):
+        """A reply nobody asked for: between transactions (the relay's idle timeout, "421 … closing") the
+        connection is replaced unseen; otherwise the client gets it (a 421 may come at any time) and the
+        session ends."""
+        summary = Reply(lines).summary()
+        if self.idle_between_transactions():
+            self.detach("said %s" % summary)
+            return
+        self.conn.broken = True
+        self.tell_client(self.guard.relay_lines_for_client(lines, self.log) if code == 421
+                         else ["421 4.4.2 relay %s sent an unexpected reply" % self.where])
+        raise _SessionEnd("relay sent an unexpected reply: %s" % summary)
+
+    def answer_locally(self):
+        """The guard's own replies whose turn has come (all relay replies before them are in)."""
+        while self.expected and self.expected[0][0] == LOCAL:
+            _local, lines, action = self.expected.popleft()
+            if action == "quit":
+                # back in the pool before the client hears 221: its next session (or the MTA's next process)
+                # finds it there
+                if self.conn is not None:
+                    self.selector.unregister(self.conn.sock)
+                self.give_back()
+            if action:
+                self.tell_client(lines)
+            else:
+                self.to_client(lines)
+            if action == "quit":
+                raise _SessionEnd("quit")
+            if action == "close":
+                raise _SessionEnd("closed: %s" % lines[-1])
+
+    def client_closed(self):
+        """The client left without QUIT: a connection with replies owed or inside a message is not reused."""
+        if self.data_mode or self.awaiting_data_reply or self.relay_replies_owed():
+            if self.conn is not None:
+                self.conn.broken = True
+            return "client closed in the middle of a %s" % ("message" if self.data_mode else "command")
+        return "client closed"
+
+
 # ---- the listener ------------------------------------------------------------------------------
 
 class _Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -880,6 +1583,9 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
         error = sys.exc_info()[1]
         LOG.error("unexpected error with %s: %s", client_address, self.guard.redact(describe_error(error)))
 
+    def service_actions(self):
+        self.guard.pool.reap()
+
 
 class Guard:
     """The relay guard: binds its listener at creation; ``serve_forever()`` until ``shutdown()``."""
@@ -891,6 +1597,11 @@ class Guard:
             if self.config["relay"]["verify"] and self.config["relay"]["tls"] in ("required", "implicit") else None
         self.trusting_context = tls_context(self.config["relay"], verify=False)
         self.redact = Redactor(self.config["auth"])
+        relay = self.config["relay"]
+        self.where = "%s:%d" % (relay["host"], relay["port"]) + (" (%s)" % relay["address"] if relay["address"] else "")
+        # The guard greets the client itself: the relay connection comes at its EHLO/HELO (from the pool).
+        self.greeting = "220 %s ESMTP smarthost relay guard" % relay["host"]
+        self.pool = Pool(self)
         self._numbers = itertools.count(1)
         self._clients = set()
         self._lock = threading.Lock()
@@ -910,7 +1621,8 @@ class Guard:
             self._serving = False
 
     def shutdown(self):
-        """Stop accepting and close the listener; open sessions are cut (their client sockets shut)."""
+        """Stop accepting and close the listener; open sessions are cut (their client sockets shut) and the idle
+        relay connections closed."""
         if self._serving:
             self._server.shutdown()
         self._server.server_close()
@@ -921,6 +1633,7 @@ class Guard:
                 client.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        self.pool.stop()
 
     def serve_client(self, client, peer):
         with self._lock:
@@ -931,6 +1644,16 @@ class Guard:
         finally:
             with self._lock:
                 self._clients.discard(client)
+
+    def relay_lines_for_client(self, lines, log):
+        """Relay reply lines after the retry rules; a rewrite is logged with the original lines."""
+        rule = matching_rule(lines, self.rewrites)
+        if rule is None:
+            return list(lines)
+        rewritten = retry_reply(lines, rule)
+        for line, new in zip(lines, rewritten):
+            log("rewrite (%s): %r -> %r", rule.cause, line, new)
+        return rewritten
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -992,11 +1715,11 @@ def main(argv=None):
     except (OSError, KeyError) as exc:
         LOG.error("cannot become user %s: %s", config["user"], describe_error(exc))
         return 1
-    relay = config["relay"]
-    LOG.info("listening on %s, relay %s:%d (tls %s%s), %d rewrite rule(s)",
-             _format_address(guard.server_address), relay["host"], relay["port"], relay["tls"],
+    relay, pool = config["relay"], config["pool"]
+    LOG.info("listening on %s, relay %s:%d (tls %s%s), %d retry rule(s), pool of %d connection(s) (%d idle at most, "
+             "%s s idle timeout)", _format_address(guard.server_address), relay["host"], relay["port"], relay["tls"],
              "" if relay["verify"] or relay["tls"] in ("none", "opportunistic") else ", not verified",
-             len(guard.rewrites))
+             len(guard.rewrites), pool["max_connections"], pool["max_idle"], pool["idle_timeout"])
     signal.signal(signal.SIGTERM, _terminate)
     try:
         guard.serve_forever()

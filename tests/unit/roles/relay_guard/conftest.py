@@ -11,8 +11,8 @@
 * ``start_guard(standin=None, **changes)``: a guard on 127.0.0.1 (free port) in a thread, pointed at the
   stand-in's 587 listener as ``relay.smarthost.test`` (connecting to 127.0.0.1, the name only for
   the certificate check), TLS required and verified against the test CA, AUTH as alice, Google's
-  daily-limit rewrites; ``changes`` replace top-level keys, ``relay``/``auth`` keys are merged
-  (without a stand-in, ``relay={"port": ...}`` is needed).
+  daily-limit rules, the pool's defaults; ``changes`` replace top-level keys, ``relay``/``auth``/``pool``
+  keys are merged (without a stand-in, ``relay={"port": ...}`` is needed).
 * ``limit_rewrites``: Google's daily-limit rules; ``wrong_password``: a password the stand-in refuses.
 * the relay stand-in's fixtures (relay_pki, relay_standin_factory, relay_standin, relay_client).
 """
@@ -113,9 +113,9 @@ def guard_config(standin, relay_pki, **changes):
         "timeouts": {"connect": 5, "reply": 5},
         "user": None,
     }
-    for key in ("relay", "auth"):
+    for key in ("relay", "auth", "pool"):
         if isinstance(changes.get(key), dict):
-            config[key] = {**config[key], **changes.pop(key)}
+            config[key] = {**config.get(key, {}), **changes.pop(key)}
     config.update(changes)
     return config
 

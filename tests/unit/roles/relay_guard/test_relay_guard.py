@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The relay guard against the relay stand-in: TLS (STARTTLS, implicit, verified), SMTP AUTH, the
-MTA's EHLO/HELO name, connection reuse, reply rewrites, relay failures, no password in logs or
-replies; its configuration checks; the process itself (SIGTERM, dropping root)."""
+MTA's EHLO/HELO name, connection reuse within a session, reply rewrites, relay failures, no password in
+logs or replies; its configuration checks; the process itself (SIGTERM, dropping root). The pool (relay
+connections kept across sessions) is in test_relay_guard_pool.py, the retry rules in test_relay_guard_rules.py."""
 
 from __future__ import annotations
 
@@ -124,8 +125,11 @@ def test_three_messages_in_one_client_session_use_one_relay_connection(relay_sta
     for number in range(3):
         assert client.sendmail("alice@example.com", ["r%d@remote.test" % number], message()) == {}
     client.quit()
-    [connection] = standin.wait_for_connections(1)
     trans = _transactions(standin, 3)
+    # the client's QUIT ends its session, not the relay connection: that stays in the pool until the guard stops
+    assert standin.connections() == []
+    guard.shutdown()
+    [connection] = standin.wait_for_connections(1)
     assert connection["transactions"] == 3 and connection["end"] == "quit"
     assert [t["seq"] for t in trans] == [1, 2, 3]
     assert {t["connection"] for t in trans} == {connection["connection"]}
@@ -203,23 +207,13 @@ def test_relay_replies_are_rewritten(relay_standin_factory, start_guard, guard_l
         got = client.rcpt("bob@remote.test")
     client.quit()
     assert got == (int(expected[:3]), expected[4:].encode("ascii"))
-    rewrites = [line for line in guard_log() if "rewrite: " in line and reply in line]
+    rewrites = [line for line in guard_log() if "rewrite (" in line and reply in line]
     assert len(rewrites) == (0 if expected == reply else 1)
     if rewrites:
         assert rewrites[0].endswith("-> %r" % expected)
 
 
-def test_rewrite_line_speaks_postfix_result_syntax(guard_module):
-    rules = guard_module.compile_rewrites([
-        {"pattern": "^550([ -])5\\.4\\.5 (.*)$", "replacement": "451$(1)4.4.5 $2, costs $$5 a\\b ${1}"},
-        {"pattern": "^550", "replacement": "never reached for 5.4.5"},
-    ])
-    assert guard_module.rewrite_line("550 5.4.5 over", rules) == "451 4.4.5 over, costs $5 a\\b  "
-    assert guard_module.rewrite_line("550 5.1.1 no such user", rules) == "never reached for 5.4.5"
-    assert guard_module.rewrite_line("250 2.1.0 OK", rules) == "250 2.1.0 OK"
-
-
-def test_multiline_reply_keeps_one_code(guard_module, limit_rewrites):
+def test_multiline_reply_gets_one_code(guard_module, limit_rewrites):
     rules = guard_module.compile_rewrites(limit_rewrites)
     google = ["550-5.7.1 Daily SMTP relay limit exceeded for customer. For more",
               "550-5.7.1 information on SMTP relay sending limits please visit",
@@ -228,9 +222,10 @@ def test_multiline_reply_keeps_one_code(guard_module, limit_rewrites):
         "450-4.7.1 Daily SMTP relay limit exceeded for customer. For more",
         "450-4.7.1 information on SMTP relay sending limits please visit",
         "450 4.7.1  https://support.google.com/a/answer/166852 - gsmtp"]
-    # a result that is no reply line of the same shape is not used
-    broken = guard_module.compile_rewrites([{"pattern": "^550-(.*)$", "replacement": "450 $1"}])
-    assert guard_module.rewrite_reply(["550-5.4.5 a", "550 5.4.5 b"], broken) == ["550-5.4.5 a", "550 5.4.5 b"]
+    # the limit's words on the last line only, or split over two lines: the whole reply still matches
+    split = ["550-5.7.1 Daily SMTP relay", "550-5.7.1 limit exceeded for customer.", "550 5.7.1 x12 - gsmtp"]
+    assert [line[:9] for line in guard_module.rewrite_reply(split, rules)] == ["450-4.7.1", "450-4.7.1", "450 4.7.1"]
+    assert guard_module.rewrite_reply(["550-5.1.1 a", "550 5.1.1 b"], rules) == ["550-5.1.1 a", "550 5.1.1 b"]
 
 
 def test_client_ehlo_lines_renumbers_continuations(guard_module):
@@ -249,15 +244,11 @@ def test_untrusted_certificate_gets_nothing_but_the_handshake(relay_standin_fact
     standin.reconfigure(tls={"cert": str(relay_pki / "untrusted.pem"), "key": str(relay_pki / "untrusted.key")})
     relay = {"port": standin.port_for(port), "tls": "required" if port == 587 else "implicit"}
     guard = start_guard(standin, relay=relay)
-    if port == 587:
-        client = _connect(guard)
-        code, text = client.ehlo("mta.example.com")
-        with pytest.raises(smtplib.SMTPServerDisconnected):
-            client.mail("alice@example.com")
-    else:
-        with pytest.raises(smtplib.SMTPConnectError) as refused:
-            _connect(guard)
-        code, text = refused.value.smtp_code, refused.value.smtp_error
+    # the guard greets; the relay connection comes at EHLO, and its failure is the answer to EHLO
+    client = _connect(guard)
+    code, text = client.ehlo("mta.example.com")
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.mail("alice@example.com")
     assert code == 421 and text.startswith(b"4.7.0 ")
     assert b"certificate verification failed" in text and b"relay.smarthost.test" in text
     assert any("certificate verification failed" in line for line in guard_log())
@@ -266,6 +257,7 @@ def test_untrusted_certificate_gets_nothing_but_the_handshake(relay_standin_fact
     client = _connect(trusting)
     assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
     client.quit()
+    trusting.shutdown()  # its pooled relay connection closes, and the stand-in writes its record
     assert any("certificate NOT verified" in line for line in guard_log())
     [record] = _transactions(standin)
     assert (record["tls"], record["auth_user"]) == (True, DEFAULT_USER)
@@ -301,22 +293,23 @@ def test_no_credentials_over_plain_text(relay_standin_factory, start_guard):
     assert (connection["auth_failures"], connection["auth_user"], connection["transactions"]) == (0, None, 0)
 
 
-def test_unreachable_relay_is_a_421_greeting(start_guard):
+def test_unreachable_relay_is_a_421_at_ehlo(start_guard):
     port = free_port()
     guard = start_guard(relay={"port": port})
-    with pytest.raises(smtplib.SMTPConnectError) as refused:
-        _connect(guard)
-    assert refused.value.smtp_code == 421
-    assert refused.value.smtp_error.startswith(b"4.4.1 relay relay.smarthost.test:%d (127.0.0.1) unreachable" % port)
+    client = _connect(guard)
+    code, text = client.ehlo("mta.example.com")
+    assert code == 421
+    assert text.startswith(b"4.4.1 relay relay.smarthost.test:%d (127.0.0.1) unreachable" % port)
 
 
 @pytest.mark.parametrize("reply", ["421 4.7.0 Try again later, closing connection.", "554 5.7.0 Too many connections"])
 def test_relay_greeting_refusal_reaches_the_client(relay_standin_factory, start_guard, reply):
     standin = _standin(relay_standin_factory, faults=[{"stage": "connect", "reply": reply}])
     guard = start_guard(standin)
-    with pytest.raises(smtplib.SMTPConnectError) as refused:
-        _connect(guard)
-    assert (refused.value.smtp_code, refused.value.smtp_error) == (int(reply[:3]), reply[4:].encode("ascii"))
+    client = _connect(guard)
+    assert client.ehlo("mta.example.com") == (int(reply[:3]), reply[4:].encode("ascii"))
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.mail("alice@example.com")
 
 
 def test_wrong_password_is_a_421_and_no_password_shows(relay_standin_factory, start_guard, guard_log,
@@ -364,8 +357,10 @@ def test_commands_before_ehlo(relay_standin_factory, start_guard):
     assert raw.command("QUIT") == ["221 2.0.0 Bye"]
     assert raw.reader.readline() == b""
     raw.close()
-    [connection] = standin.wait_for_connections(1)
-    assert (connection["end"], connection["helo"], connection["transactions"]) == ("quit", None, 0)
+    guard.shutdown()
+    # the relay connection comes at EHLO: a client that never said it never reached the relay
+    time.sleep(0.2)
+    assert standin.records() == []
 
 
 def test_ipv6_listener(relay_standin_factory, start_guard):
@@ -388,6 +383,8 @@ def _good_config(tmp_path, relay_pki, limit_rewrites):
         "auth": {"username": "u@example.com", "password": "secret"},
         "rewrites": limit_rewrites,
         "timeouts": {"connect": 30, "reply": 300},
+        "pool": {"max_connections": 4, "max_idle": 2, "idle_timeout": 50, "max_messages": 0, "max_age": 3600,
+                 "wait": 120},
         "user": pwd.getpwuid(os.getuid()).pw_name,
     }
 
@@ -398,6 +395,7 @@ def _write(tmp_path, config):
     return path
 
 
+RULE = retry_rules()["limits"][0]
 BAD_CONFIGS = [  # (where, value, the key the error must name)
     (("colour",), "blue", "colour"),
     (("relay", "colour"), "blue", "relay.colour"),
@@ -410,9 +408,34 @@ BAD_CONFIGS = [  # (where, value, the key the error must name)
     (("relay", "ca_file"), "/nonexistent/ca.pem", "relay.ca_file"),
     (("auth",), {"username": "u@example.com"}, "auth.password"),
     (("timeouts", "connect"), 0, "timeouts.connect"),
-    (("rewrites",), [{"pattern": "^550(", "replacement": "450"}], "rewrites[0].pattern"),
-    (("rewrites",), [{"pattern": "^550(.*)$", "replacement": "450${2}"}], "rewrites[0].replacement"),
-    (("rewrites",), [{"pattern": "^550", "replacement": "450", "flags": "i"}], "rewrites[0].flags"),
+    (("rewrites",), {"pattern": "^5"}, "rewrites"),
+    (("rewrites",), ["^5"], "rewrites[0]"),
+    (("rewrites",), [dict(RULE, pattern="^550(")], "rewrites[0].pattern"),
+    (("rewrites",), [dict(RULE, pattern="^5\\d")], "rewrites[0].pattern"),
+    (("rewrites",), [dict(RULE, pattern="^(?i)5")], "rewrites[0].pattern"),
+    (("rewrites",), [dict(RULE, pattern="^5.*?x")], "rewrites[0].pattern"),
+    (("rewrites",), [dict(RULE, pattern="^5[\\.]")], "rewrites[0].pattern"),
+    (("rewrites",), [dict(RULE, pattern="")], "rewrites[0].pattern"),
+    # the shape before the rule engine matched whole replies: refused, with a hint
+    (("rewrites",), [{"pattern": "^550", "replacement": "450"}], "rewrites[0].status"),
+    (("rewrites",), [dict(RULE, flags="i")], "rewrites[0].flags"),
+    (("rewrites",), [dict(RULE, status="5.7")], "rewrites[0].status"),
+    (("rewrites",), [dict(RULE, retry_status="5.7.1")], "rewrites[0].retry_status"),
+    (("rewrites",), [dict(RULE, retry_code=550)], "rewrites[0].retry_code"),
+    (("rewrites",), [dict(RULE, retry_code="450")], "rewrites[0].retry_code"),
+    (("rewrites",), [dict(RULE, code=450)], "rewrites[0].code"),
+    (("rewrites",), [dict(RULE, cause="")], "rewrites[0].cause"),
+    (("rewrites",), [dict(RULE, replacement=4)], "rewrites[0].replacement"),
+    (("pool",), [], "pool"),
+    (("pool", "colour"), 1, "pool.colour"),
+    (("pool", "max_connections"), 0, "pool.max_connections"),
+    (("pool", "max_idle"), 5, "pool.max_idle"),
+    (("pool", "max_idle"), -1, "pool.max_idle"),
+    (("pool", "idle_timeout"), 0, "pool.idle_timeout"),
+    (("pool", "idle_timeout"), 7200, "pool.idle_timeout"),
+    (("pool", "max_messages"), 1.5, "pool.max_messages"),
+    (("pool", "max_age"), "1h", "pool.max_age"),
+    (("pool", "wait"), True, "pool.wait"),
     (("user",), "no-such-user-for-the-guard", "user"),
 ]
 
@@ -436,7 +459,20 @@ def test_load_config_fills_defaults_and_is_stable(guard_module, tmp_path, relay_
                                "ca_file": None, "address": None}
     assert (config["auth"], config["rewrites"], config["user"]) == (None, [], None)
     assert config["timeouts"] == {"connect": 30, "reply": 300}
+    assert config["pool"] == {"max_connections": 4, "max_idle": 4, "idle_timeout": 60, "max_messages": 0,
+                              "max_age": 3600, "wait": 120}
     assert guard_module.validate_config(config) == config
+    # pool keys given as null take their defaults (what a template writes for an unset variable)
+    minimal["pool"] = {"max_idle": 1, "wait": None}
+    pool = guard_module.load_config(_write(tmp_path, minimal))["pool"]
+    assert (pool["max_idle"], pool["wait"], pool["max_connections"]) == (1, 120, 4)
+
+
+def test_the_rule_engines_rules_pass_the_check(guard_module):
+    """Every rule the relay role publishes (relay_settings.retry_replies) is a valid guard rule, POSIX ERE too."""
+    rules = retry_rules()["limits"] + retry_rules()["refusals"]
+    assert len(guard_module.compile_rewrites(rules)) == len(rules)
+    assert all(guard_module.ere_problem(rule["pattern"]) is None for rule in rules)
 
 
 def test_main_check(guard_module, tmp_path, relay_pki, limit_rewrites, capsys):
@@ -453,6 +489,12 @@ def test_main_check(guard_module, tmp_path, relay_pki, limit_rewrites, capsys):
     path.write_text("{not json", encoding="utf-8")
     assert guard_module.main(["--check", "--config", str(path)]) == 2
     assert "config: not valid JSON" in capsys.readouterr().err
+    config["relay"]["tls"] = "required"
+    config["rewrites"] = [{"pattern": "^550 5\\.4\\.5 (.*)$", "replacement": "450 4.4.5 $1"}]
+    assert guard_module.main(["--check", "--config", str(_write(tmp_path, config))]) == 2
+    err = capsys.readouterr().err
+    assert "rewrites[0].status: missing; a retry rule needs pattern, status, retry_code, retry_status" in err
+    assert "relay_settings.retry_replies" in err
 
 
 # ---- the process ------------------------------------------------------------------------------
@@ -576,7 +618,8 @@ def test_a_relay_line_that_is_no_reply_ends_the_session_with_a_421(start_guard, 
 
 @pytest.mark.parametrize("reply, seen", [
     ("550 5.7.0 Mail relay denied [192.0.2.1].", "450 4.7.0 Mail relay denied [192.0.2.1]."),
-    ("530 5.7.0 Authentication Required.", "450 4.7.0 Authentication Required."),
+    ("530 5.5.1 Authentication Required.", "450 4.5.1 Authentication Required."),
+    ("530 5.7.0 Must issue a STARTTLS command first.", "450 4.7.0 Must issue a STARTTLS command first."),
     ("550 5.1.1 The email account that you tried to reach does not exist.",
      "550 5.1.1 The email account that you tried to reach does not exist."),
 ])
