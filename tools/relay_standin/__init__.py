@@ -9,9 +9,12 @@
 
 An aiosmtpd server that enforces the SMTP relay service's rules (ports, TLS,
 IP allowlist and SMTP AUTH, allowed senders, the HELO rule, sender rewrite,
-the null-sender rule, sending limits), injects faults on demand and records
-every transaction as a JSON line.  The rules come from the collection's rule
-engine (``plugins/module_utils/_relay``), imported as top-level ``_relay``.
+the null-sender rule, recipients per transaction, sending limits, the HELO
+checks and denial-of-service protection), answers with Google's replies laid
+out as Google lays them out (several lines, a session token, ``- gsmtp``),
+injects faults on demand and records every transaction as a JSON line.  The
+rules and reply texts come from the collection's rule engine
+(``plugins/module_utils/_relay``), imported as top-level ``_relay``.
 
 Run it with ``python3 -m relay_standin serve --config FILE`` (``tools/`` on
 ``PYTHONPATH``); see docs/relay-standin.md.

@@ -90,9 +90,13 @@ def _check_config(args) -> int:
     except ConfigError as exc:
         print("relay_standin: %s" % exc, file=sys.stderr)
         return 2
-    print("ok: listeners %s, %d allowlist range(s), %d user(s), senders %s, domains %s" % (
+    dos = settings.dos
+    print("ok: listeners %s, %d allowlist range(s), %d user(s), senders %s, domains %s, replies %s, dos %s%s" % (
         settings.listeners(), len(settings.allowlist), len(settings.users), settings.allowed_senders,
-        ", ".join(settings.domains) or "-"))
+        ", ".join(settings.domains) or "-", settings.reply_layout,
+        "off" if dos.max_new_connections is None else "%d new connections per %gs" % (dos.max_new_connections,
+                                                                                     dos.window_seconds),
+        ", generic HELO refused" if dos.generic_helo else ""))
     return 0
 
 

@@ -25,6 +25,7 @@ from .engine import allowlist, constants, limits
 from .faults import FaultConfigError, FaultRule, parse_faults
 from .ledger import Windows
 from .quota import Quota
+from .wire import LAYOUT_MULTILINE, LAYOUTS
 
 # Listener name -> the service port it stands in for.
 SERVICE_PORTS: Dict[str, int] = {"smtp": constants.PORT_SMTP, "smtps": constants.PORT_IMPLICIT_TLS,
@@ -37,17 +38,38 @@ DEFAULT_MAX_MESSAGE_SIZE = 35882577
 # Generous enough that ordinary scenarios never meet a customer limit (peak
 # 9,000 recipients per 10 minutes); tests of the limits set their own.
 DEFAULT_LICENSES = 1000
+# Google's relay takes at most 100 recipients in one SMTP transaction (Google's relay errors article, answer 6140680).
+DEFAULT_MAX_RECIPIENTS_PER_TRANSACTION = 100
+# Denial-of-service protection (see docs/relay-standin.md for why these numbers): more than 60 new connections
+# from one client address within 60 seconds (one a second on average) are answered 421 4.7.0 at HELO.
+DEFAULT_DOS_MAX_NEW_CONNECTIONS = 60
+DEFAULT_DOS_WINDOW_SECONDS = 60.0
 
 _TOP_KEYS = {
     "hostname", "listen", "ports", "tls", "require_tls", "auth_required", "allowlist", "users",
     "allowed_senders", "domains", "licenses", "paid", "limits", "clock_offset_seconds",
-    "max_message_size", "idle_timeout_seconds", "record", "mail_dir", "faults",
+    "max_message_size", "idle_timeout_seconds", "record", "mail_dir", "faults", "reply_layout", "dos",
+    "helo_fqdn_required",
 }
 _LIMIT_KEYS = {"daily_window_seconds", "peak_window_seconds", "max_recipients_per_transaction"}
+_DOS_KEYS = {"max_new_connections", "window_seconds", "generic_helo", "generic_helo_names"}
 
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True)
+class DosSettings:
+    """Denial-of-service protection, answered at HELO/EHLO with ``421 4.7.0 Try again later, closing
+    connection`` and the connection closed: more than ``max_new_connections`` new connections from one client
+    address within ``window_seconds`` (None: no burst limit), or (``generic_helo``) a generic HELO name
+    (``localhost``, the relay's own names, ``generic_helo_names``)."""
+
+    max_new_connections: Optional[int] = DEFAULT_DOS_MAX_NEW_CONNECTIONS
+    window_seconds: float = DEFAULT_DOS_WINDOW_SECONDS
+    generic_helo: bool = True
+    generic_helo_names: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,13 +91,16 @@ class Settings:
     licenses: int = DEFAULT_LICENSES
     paid: bool = True
     quota: Optional[Quota] = None
-    max_recipients_per_transaction: Optional[int] = None
+    max_recipients_per_transaction: Optional[int] = DEFAULT_MAX_RECIPIENTS_PER_TRANSACTION
     clock_offset_seconds: float = 0.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     idle_timeout_seconds: float = 300.0
     record: Optional[Path] = None
     mail_dir: Optional[Path] = None
     faults: Tuple[FaultRule, ...] = ()
+    reply_layout: str = LAYOUT_MULTILINE
+    dos: DosSettings = field(default_factory=DosSettings)
+    helo_fqdn_required: bool = False
 
     @property
     def tls_enabled(self) -> bool:
@@ -188,8 +213,30 @@ def _quota(data: Mapping, licenses: int, paid: bool) -> Tuple[Quota, Optional[in
         daily_seconds=_number(section, "daily_window_seconds", values["daily_window_seconds"], minimum=0.001),
         peak_seconds=_number(section, "peak_window_seconds", values["peak_window_seconds"], minimum=0.001),
     )
-    per_transaction = _number(section, "max_recipients_per_transaction", None, minimum=1, integer=True)
+    per_transaction = DEFAULT_MAX_RECIPIENTS_PER_TRANSACTION
+    if "max_recipients_per_transaction" in section:  # null: no cap (kinder than Google: for tests only)
+        per_transaction = _number(section, "max_recipients_per_transaction", None, minimum=1, integer=True)
     return Quota(values, windows), per_transaction
+
+
+def _dos(value: Any) -> DosSettings:
+    if value is None:
+        return DosSettings()
+    if not isinstance(value, dict):
+        raise _fail("dos must be a mapping (max_new_connections, window_seconds, generic_helo, generic_helo_names)")
+    unknown = set(value) - _DOS_KEYS
+    if unknown:
+        raise _fail("dos: unknown key(s) %s" % ", ".join(sorted(unknown)))
+    maximum = DEFAULT_DOS_MAX_NEW_CONNECTIONS
+    if "max_new_connections" in value:  # null: no burst limit
+        maximum = _number(value, "max_new_connections", None, minimum=1, integer=True)
+    names = _string_list(value, "generic_helo_names", ())
+    return DosSettings(
+        max_new_connections=maximum,
+        window_seconds=float(_number(value, "window_seconds", DEFAULT_DOS_WINDOW_SECONDS, minimum=0.001)),
+        generic_helo=_bool(value, "generic_helo", True),
+        generic_helo_names=tuple(name.lower().rstrip(".") for name in names),
+    )
 
 
 def settings_from_mapping(data: Any, base_dir: Path) -> Settings:
@@ -221,6 +268,9 @@ def settings_from_mapping(data: Any, base_dir: Path) -> Settings:
         faults = tuple(parse_faults(data.get("faults")))
     except FaultConfigError as exc:
         raise _fail(str(exc)) from exc
+    layout = data.get("reply_layout", LAYOUT_MULTILINE)
+    if layout not in LAYOUTS:
+        raise _fail("reply_layout must be one of %s, got %r" % (", ".join(LAYOUTS), layout))
     settings = Settings(
         hostname=hostname.strip(),
         listen=_string_list(data, "listen", DEFAULT_LISTEN),
@@ -244,6 +294,9 @@ def settings_from_mapping(data: Any, base_dir: Path) -> Settings:
         record=_path(data.get("record"), "record", base_dir),
         mail_dir=_path(data.get("mail_dir"), "mail_dir", base_dir),
         faults=faults,
+        reply_layout=layout,
+        dos=_dos(data.get("dos")),
+        helo_fqdn_required=_bool(data, "helo_fqdn_required", False),
     )
     if settings.tls_required and not settings.tls_enabled:
         raise _fail("require_tls/auth_required need tls.cert and tls.key")

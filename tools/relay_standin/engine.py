@@ -43,6 +43,6 @@ def _put_engine_on_path() -> None:
 _put_engine_on_path()
 
 # pylint: disable=wrong-import-position
-from _relay import allowlist, constants, domains, limits, session  # noqa: E402  pylint: disable=import-error
+from _relay import allowlist, constants, domains, limits, replies, session  # noqa: E402  pylint: disable=import-error
 
-__all__ = ["allowlist", "constants", "domains", "limits", "session", "engine_path", "ENGINE_PATH_ENV"]
+__all__ = ["allowlist", "constants", "domains", "limits", "replies", "session", "engine_path", "ENGINE_PATH_ENV"]

@@ -13,6 +13,13 @@ reset, stall, unlisten) and *how often* (``times``; a window of
 ``after_seconds``/``for_seconds`` counted from when the rule was first
 loaded).  Rules keep their counters across config reloads as long as their
 text does not change, so a test can append a rule without re-arming others.
+
+A ``reply`` is one line, or several (a YAML list of lines, or one string with
+newlines) laid out as SMTP multi-line replies are: the same code on every line,
+``-`` after it on all but the last.  It is sent exactly as given.  Instead of
+``reply``, ``reply_key`` names an entry of the engine's reply catalogue; it is
+rendered and laid out like the stand-in's own replies (``reply_layout``, a
+session token, ``- gsmtp``).
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Set
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+
+from .engine import replies
+from .wire import logical_of
 
 STAGES = ("connect", "helo", "starttls", "auth", "mail", "rcpt", "data", "end_of_data")
 ACTIONS = ("reply", "close", "reset", "stall", "unlisten")
 DEFAULT_FAULT_REPLY = "421 4.7.0 Try again later, closing connection."
 SERVICE_PORTS = {"smtp": 25, "smtps": 465, "submission": 587}
-_REPLY_RE = re.compile(r"^[45][0-9][0-9]( [^\r\n]*)?$")
-_KNOWN_KEYS = {"stage", "action", "reply", "disconnect", "seconds", "ports", "times", "after_seconds", "for_seconds"}
+_LINE_RE = re.compile(r"^[45][0-9][0-9]([ -][^\r\n]*)?$")
+_KNOWN_KEYS = {"stage", "action", "reply", "reply_key", "disconnect", "seconds", "ports", "times", "after_seconds",
+               "for_seconds"}
 
 
 class FaultConfigError(ValueError):
@@ -44,6 +55,8 @@ class FaultRule:
     stage: str
     action: str
     reply: str = DEFAULT_FAULT_REPLY
+    reply_lines: Tuple[str, ...] = (DEFAULT_FAULT_REPLY,)
+    reply_key: Optional[str] = None
     disconnect: bool = True
     seconds: float = 0.0
     ports: Optional[FrozenSet[int]] = None
@@ -61,6 +74,8 @@ class FaultRule:
         out = {"stage": self.stage, "action": self.action}
         if self.action == "reply":
             out["reply"] = self.reply
+            if self.reply_key:
+                out["reply_key"] = self.reply_key
         if self.action == "stall":
             out["seconds"] = self.seconds
         return out
@@ -89,6 +104,29 @@ def _ports(value, index) -> Optional[FrozenSet[int]]:
     return frozenset(out)
 
 
+def reply_lines(value, name: str = "reply") -> Tuple[str, ...]:
+    """The lines of a configured reply: one line, a list of lines or a string with newlines.  Every line a
+    4xx/5xx reply line with the same code, ``-`` after the code on all but the last, a space (or nothing) on
+    the last."""
+    if isinstance(value, str):
+        items = value.replace("\r\n", "\n").strip("\n").split("\n")
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise FaultConfigError("%s must be a 4xx or 5xx reply line or a list of lines, got %r" % (name, value))
+    lines = tuple(item.strip() for item in items)
+    for line in lines:
+        if not _LINE_RE.match(line):
+            raise FaultConfigError("%s must be a 4xx or 5xx reply line, got %r" % (name, line))
+    if len({line[:3] for line in lines}) != 1:
+        raise FaultConfigError("%s: every line of a multi-line reply must have the same code, got %r"
+                               % (name, list(lines)))
+    if any(line[3:4] != "-" for line in lines[:-1]) or lines[-1][3:4] == "-":
+        raise FaultConfigError("%s: a multi-line reply has '-' after the code on every line but the last, got %r"
+                               % (name, list(lines)))
+    return lines
+
+
 def parse_fault(entry, index: int) -> FaultRule:
     """Validate one ``faults`` entry (a mapping) into a ``FaultRule``."""
     if not isinstance(entry, dict):
@@ -104,9 +142,19 @@ def parse_fault(entry, index: int) -> FaultRule:
         raise FaultConfigError("faults[%d].stage must be one of %s, got %r" % (index, ", ".join(STAGES), stage))
     if action == "unlisten" and stage != "connect":
         raise FaultConfigError("faults[%d]: action unlisten only applies to stage connect" % index)
-    reply = str(entry.get("reply", DEFAULT_FAULT_REPLY)).strip()
-    if not _REPLY_RE.match(reply):
-        raise FaultConfigError("faults[%d].reply must be a 4xx or 5xx reply line, got %r" % (index, reply))
+    reply_key = entry.get("reply_key")
+    if reply_key is not None:
+        if "reply" in entry:
+            raise FaultConfigError("faults[%d]: give reply or reply_key, not both" % index)
+        known = replies.BY_KEY.get(reply_key) if isinstance(reply_key, str) else None
+        if known is None or known.code < 400:
+            raise FaultConfigError("faults[%d].reply_key must be a 4xx or 5xx entry of the reply catalogue (%s), "
+                                   "got %r" % (index, ", ".join(k for k, v in sorted(replies.BY_KEY.items())
+                                                                 if v.code >= 400), reply_key))
+        lines, reply = (), replies.render(reply_key)
+    else:
+        lines = reply_lines(entry.get("reply", DEFAULT_FAULT_REPLY), "faults[%d].reply" % index)
+        reply = lines[0] if len(lines) == 1 else logical_of(list(lines))
     disconnect = entry.get("disconnect", reply.startswith("421") or stage == "connect")
     times = entry.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
@@ -116,6 +164,8 @@ def parse_fault(entry, index: int) -> FaultRule:
         stage=stage,
         action=action,
         reply=reply,
+        reply_lines=lines,
+        reply_key=reply_key,
         disconnect=bool(disconnect),
         seconds=_number(entry.get("seconds", 0), "seconds", index),
         ports=_ports(entry.get("ports"), index),

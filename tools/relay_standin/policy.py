@@ -10,9 +10,13 @@
 Order at MAIL FROM (each step can refuse): fault, TLS required, relay access
 (IP allowlist / SMTP AUTH), allowed senders + HELO rule + rewrite (engine
 ``session.sender_verdict``), per-user message limit.  At RCPT TO: fault,
-recipients per transaction (optional), null sender (engine
+recipients per transaction (100 by default), null sender (engine
 ``session.null_sender_rcpt_verdict``), customer and user recipient limits.
-At end of DATA: fault, then the message is counted and accepted.
+At end of DATA: fault, then the message is counted and accepted.  (HELO/EHLO
+checks and the denial-of-service rule are in ``protocol.RelaySMTP``.)
+
+Every refusal and limit reply is a catalogue entry, rendered and laid out by
+``RelaySMTP.reply`` (several lines with a session token by default).
 """
 
 from __future__ import annotations
@@ -22,16 +26,14 @@ import time
 
 from .engine import allowlist, session as rules
 from .message import message_id, store
+from .protocol import DROPPED
 
 log = logging.getLogger("relay_standin")
 
 REPLY_DATA_OK = "250 2.0.0 OK %s - gsmtp"
-REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Your message has too many recipients."
 REPLY_RESET = "250 2.1.5 Flushed"
 REPLY_BYE = "221 2.0.0 closing connection"
 REPLY_NO_TRANSACTION = "503 5.5.1 Bad sequence of commands."
-# Placeholder returned to aiosmtpd after a fault dropped the connection (never sent).
-DROPPED = "421 4.7.0 connection dropped"
 
 
 class RelayPolicy:
@@ -59,11 +61,8 @@ class RelayPolicy:
         self.close_transaction(server, "mail refused")
         return reply or DROPPED
 
-    # ---- greetings -------------------------------------------------------------
+    # ---- greetings (faults and the relay's HELO checks came first: protocol.RelaySMTP) ----------
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        reply = await server.fault_at("helo")
-        if reply is not None:
-            return [reply or DROPPED]
         self.close_transaction(server, "ehlo")
         session.host_name = hostname
         server.conn.helo, server.conn.helo_verb = hostname, "EHLO"
@@ -72,9 +71,6 @@ class RelayPolicy:
         return ["250-" + line for line in lines[:-1]] + ["250 " + lines[-1]]
 
     async def handle_HELO(self, server, session, envelope, hostname):
-        reply = await server.fault_at("helo")
-        if reply is not None:
-            return reply or DROPPED
         self.close_transaction(server, "helo")
         session.host_name = hostname
         server.conn.helo, server.conn.helo_verb = hostname, "HELO"
@@ -90,38 +86,45 @@ class RelayPolicy:
         if reply is not None:
             return self._refuse_mail(server, trans, reply)
         if settings.tls_required and not server.tls_active():
-            return self._refuse_mail(server, trans, rules.REPLY_STARTTLS_FIRST)
+            return self._refuse_mail(server, trans, server.reply("starttls_first"))
         enabled = settings.allowlist_networks is not None
         allowlisted = enabled and allowlist.address_allowed(conn.client_ip, settings.allowlist_networks)
         access = rules.relay_access_verdict(conn.client_ip, allowlisted, conn.auth_user, settings.auth_required,
-                                            enabled)
+                                            enabled, helo=conn.helo, sender=sender)
         if not access.accepted:
-            return self._refuse_mail(server, trans, access.text)
+            return self._refuse_mail(server, trans, self._verdict_reply(server, access))
         verdict = rules.sender_verdict(settings.allowed_senders, sender, settings.domains, list(settings.users),
                                        conn.auth_user, conn.helo, conn.client_ip)
         if not verdict.accepted:
-            return self._refuse_mail(server, trans, verdict.text)
+            return self._refuse_mail(server, trans, self._verdict_reply(server, verdict))
         trans.sender_rewritten = verdict.rewritten_sender
         trans.customer_domain = verdict.customer_domain
         trans.limit_user = conn.auth_user or sender or verdict.rewritten_sender
         refusal = settings.quota.mail_refusal(self.state.ledger, trans.limit_user, self.state.now())
         if refusal:
-            return self._refuse_mail(server, trans, refusal)
+            return self._refuse_mail(server, trans, server.reply(refusal))
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return verdict.text
+
+    @staticmethod
+    def _verdict_reply(server, verdict):
+        """The refusal of an engine verdict as sent: its text (a catalogue entry rendered by the engine) laid
+        out."""
+        return server.laid_out(verdict.text, verdict.key)
 
     # ---- RCPT TO ---------------------------------------------------------------
     def _recipient_refusal(self, server, trans, envelope, address):
         settings = server.settings
         limit = settings.max_recipients_per_transaction
         if limit is not None and len(envelope.rcpt_tos) >= limit:
-            return REPLY_TOO_MANY_RECIPIENTS
+            return server.reply("too_many_recipients")
         null_rule = rules.null_sender_rcpt_verdict(trans.sender, len(envelope.rcpt_tos) + 1)
         if not null_rule.accepted:
-            return null_rule.text
-        return settings.quota.recipient_refusal(self.state.ledger, trans.limit_user, envelope.rcpt_tos, address,
-                                                self.state.now())
+            return self._verdict_reply(server, null_rule)
+        refusal = settings.quota.recipient_refusal(self.state.ledger, trans.limit_user, envelope.rcpt_tos, address,
+                                                   self.state.now())
+        return server.reply(refusal) if refusal else None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         trans = server.conn.current

@@ -18,6 +18,12 @@ It adds what aiosmtpd does not do the way Google's relay does:
   once TLS is up, on every port.
 * The greeting, fault injection at each stage, and closing or resetting the
   connection after a fault.
+* The HELO/EHLO checks Google makes before anything else: a malformed name
+  (``501 5.5.4``) and denial-of-service protection (``421 4.7.0 Try again later,
+  closing connection``: a burst of new connections from the client's address, a
+  generic HELO name); both close the connection.
+* Replies rendered from the reply catalogue and laid out as Google does
+  (``reply()``: wrapped over several lines with a session token by default).
 * One ``ConnectionInfo`` per TCP connection, and its record line when the
   connection ends.
 
@@ -36,18 +42,20 @@ from typing import Iterable, List, Optional, Tuple
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from .engine import session as rules
+from .engine import replies, session as rules
 from .faults import FaultRule
 from .state import RelayState
 from .tls import describe
 from .transaction import ConnectionInfo
+from .wire import WireReply, laid_out
 
 log = logging.getLogger("relay_standin")
 
 IDENT = "ESMTP relay-standin"
 REPLY_AUTH_OK = "235 2.7.0 Accepted"
-REPLY_AUTH_BAD = "535 5.7.8 Username and Password not accepted."
 REPLY_TLS_ACTIVE = "503 5.5.1 TLS already active."
+# Placeholder pushed after a fault dropped the connection (never sent).
+DROPPED = "421 4.7.0 connection dropped"
 
 # Parameters aiosmtpd does not know but Google's relay accepts.
 SET_ASIDE_MAIL = frozenset({"AUTH", "RET", "ENVID"})
@@ -138,6 +146,10 @@ class RelaySMTP(SMTP):
             if self.listener.implicit_tls:
                 self.conn.tls_mode = "implicit"
                 self.conn.tls = describe(transport.get_extra_info("ssl_object"))
+            dos = self.settings.dos
+            if dos.max_new_connections is not None:
+                opened = self.state.connection_rate.note(ip, dos.window_seconds)
+                self.conn.burst = opened > dos.max_new_connections
             return
         # STARTTLS completed: RFC 3207 says forget HELO and AUTH.
         self.event_handler.close_transaction(self, "starttls")
@@ -186,6 +198,31 @@ class RelaySMTP(SMTP):
         reply = await self.fault_at("connect")
         return status if reply is None else reply
 
+    # ---- replies -----------------------------------------------------------------
+    def reply(self, key: str, **values) -> WireReply:
+        """The catalogue reply ``key``, laid out as configured (``reply_layout``) with this session's next
+        token; ``ip`` (the client's address) and ``helo`` are filled in unless given."""
+        conn = self.conn
+        values.setdefault("ip", conn.client_ip if conn else "unknown")
+        values.setdefault("helo", (conn.helo if conn else None) or "")
+        if "domains" not in values and conn is not None:
+            sender = conn.current.sender if conn.current is not None else None
+            values["domains"] = rules.domains_seen(conn.helo, sender)
+        return self.laid_out(replies.render(key, **values), key)
+
+    def laid_out(self, text: str, key: Optional[str] = None) -> WireReply:
+        """The logical reply ``text`` (e.g. an engine verdict's) laid out as configured, with this session's
+        next token."""
+        reply_token = self.conn.next_token() if self.conn else None
+        return laid_out(text, reply_token, self.settings.reply_layout, key)
+
+    def _fault_reply(self, rule: FaultRule):
+        if rule.reply_key:
+            return self.reply(rule.reply_key)
+        if len(rule.reply_lines) > 1:
+            return WireReply(rule.reply_lines, rule.reply)
+        return rule.reply
+
     # ---- faults ----------------------------------------------------------------
     async def fault_at(self, stage: str, transaction=None):
         """Apply the fault planned for ``stage``, if any.  Returns None to go
@@ -195,6 +232,9 @@ class RelaySMTP(SMTP):
         if rule is None:
             return None
         description = rule.describe()
+        reply = self._fault_reply(rule) if rule.action == "reply" else None
+        if isinstance(reply, WireReply):
+            description["reply"] = reply.logical
         if self.conn is not None:
             self.conn.faults.append(description)
         if transaction is not None:
@@ -208,7 +248,45 @@ class RelaySMTP(SMTP):
             return ""
         if rule.disconnect:
             self._close_after_push = True
-        return rule.reply
+        return reply
+
+    # ---- HELO / EHLO -------------------------------------------------------------
+    async def _greeting_refused(self, verb: str, name: Optional[str]) -> bool:
+        """Faults at ``helo``, then the relay's own HELO checks: a burst of new connections, a malformed name,
+        a generic name.  True when the command was answered here (and the connection closed, or dropped)."""
+        reply = await self.fault_at("helo")
+        if reply is not None:
+            await self.push(reply or DROPPED)
+            return True
+        conn, settings = self.conn, self.settings
+        dos = None
+        key = None
+        if conn.burst:
+            key, dos = "dos_helo", "burst"
+        else:
+            key = rules.helo_problem(name, fqdn_required=settings.helo_fqdn_required)
+            own = (settings.hostname,) + tuple(settings.dos.generic_helo_names)
+            if key is None and settings.dos.generic_helo and rules.generic_helo(name, own_names=own):
+                key, dos = "dos_helo", "generic_helo"
+        if key is None:
+            return False
+        conn.helo, conn.helo_verb = name, verb
+        refusal = self.reply(key, helo=name or "")
+        conn.refuse_session("helo", refusal, dos=dos)
+        log.info("%s %r from %s refused: %s", verb, name, conn.client_ip, refusal.logical)
+        await self.push(refusal)
+        self.drop(reason="refused")
+        return True
+
+    async def smtp_HELO(self, arg: Optional[str]) -> None:
+        if await self._greeting_refused("HELO", arg):
+            return
+        await super().smtp_HELO(arg)
+
+    async def smtp_EHLO(self, arg: Optional[str]) -> None:
+        if await self._greeting_refused("EHLO", arg):
+            return
+        await super().smtp_EHLO(arg)
 
     # ---- commands --------------------------------------------------------------
     async def smtp_STARTTLS(self, arg: str):
@@ -224,7 +302,7 @@ class RelaySMTP(SMTP):
 
     async def smtp_AUTH(self, arg: str) -> None:
         if not self.tls_active():
-            await self.push(rules.REPLY_STARTTLS_FIRST)
+            await self.push(self.reply("starttls_first"))
             return
         reply = await self.fault_at("auth")
         if reply is not None:
@@ -242,7 +320,7 @@ class RelaySMTP(SMTP):
             return AuthResult(success=True, auth_data=auth_data, message=REPLY_AUTH_OK)
         self.conn.auth_failures += 1
         log.info("AUTH %s failed for %r", mechanism, user)
-        return AuthResult(success=False, handled=False, message=REPLY_AUTH_BAD)
+        return AuthResult(success=False, handled=False, message=self.reply("bad_credentials"))
 
     def _set_aside_params(self, arg: Optional[str], keyword: str, names: Iterable[str]):
         """(argument without the set-aside parameters, parameters as sent,

@@ -7,9 +7,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The sending-limit rule: which limit (if any) a MAIL or RCPT would break.
 
-Limit values come from the engine (``limits.sending_limits``), reply texts
-from ``constants``; only the window lengths may be shortened by the config
-so that tests reach a window's end in seconds.
+Limit values come from the engine (``limits.sending_limits``); a refusal is
+named by its reply catalogue key (``user_daily``, ``customer_daily``,
+``customer_peak``: the engine's ``replies.CATALOGUE``), which the policy renders
+and lays out.  Only the window lengths may be shortened by the config so that
+tests reach a window's end in seconds.
 
 Decision: limits are checked before a message is relayed, counting the
 recipients already accepted in the open transaction; usage is counted when
@@ -24,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from .engine import constants
 from .ledger import UsageLedger, Windows
 
 
@@ -36,22 +37,23 @@ class Quota:
     windows: Windows
 
     def mail_refusal(self, ledger: UsageLedger, user: str, now: float) -> Optional[str]:
-        """The reply refusing MAIL FROM for ``user``, or None."""
+        """The catalogue key of the reply refusing MAIL FROM for ``user``, or None."""
         if ledger.user_messages(user, now, self.windows) >= self.values["user_daily_messages"]:
-            return constants.REPLY_USER_DAILY
+            return "user_daily"
         return None
 
     def recipient_refusal(self, ledger: UsageLedger, user: str, pending: Sequence[str], recipient: str,
                           now: float) -> Optional[str]:
-        """The reply refusing RCPT TO ``recipient``, given the recipients
-        already accepted in this transaction (``pending``), or None."""
+        """The catalogue key of the reply refusing RCPT TO ``recipient``, given
+        the recipients already accepted in this transaction (``pending``), or
+        None."""
         daily, peak = ledger.customer_recipients(now, self.windows)
         wanted = len(pending) + 1
         if daily + wanted > self.values["customer_daily_recipients"]:
-            return constants.REPLY_CUSTOMER_DAILY
+            return "customer_daily"
         if peak + wanted > self.values["customer_peak_recipients"]:
-            return constants.REPLY_CUSTOMER_PEAK
+            return "customer_peak"
         unique = ledger.user_unique_recipients(user, now, self.windows, list(pending) + [recipient])
         if unique > self.values["user_daily_unique_recipients"]:
-            return constants.REPLY_USER_DAILY
+            return "user_daily"
         return None

@@ -12,7 +12,8 @@ descriptor, so readers that tail the file concurrently see whole lines; a
 reader ignores a last line that has no newline yet.
 
 Python API for tests: ``load(path)``, ``transactions(records)``,
-``connections(records)``, ``summarize(records)``.
+``connections(records)``, ``refused_connections(records, dos=None)``,
+``summarize(records)``.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def summarize(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
         "connections_with_transactions": len({r.get("connection") for r in trans}),
         "connections_without_transactions": sum(1 for r in conns if not r.get("transactions")),
         "max_accepted_per_connection": max(accepted_per_conn.values()) if accepted_per_conn else 0,
+        "connections_refused": sum(1 for r in conns if r.get("refusal")),
+        "dos_refusals": _count(r.get("dos") for r in conns if r.get("dos")),
         "ports": _count(r.get("port") for r in trans),
         "tls": _count(r.get("tls_version") if r.get("tls") else "none" for r in trans),
         "auth_users": _count(r.get("auth_user") or "-" for r in trans),
@@ -141,7 +144,23 @@ def format_transaction(record: Dict[str, Any]) -> str:
 
 def format_connection(record: Dict[str, Any]) -> str:
     tls = record.get("tls_version") if record.get("tls") else "plain"
-    return "%s %s port=%s %s client=%s transactions=%s end=%s" % (
+    line = "%s %s port=%s %s client=%s transactions=%s end=%s" % (
         record.get("ts", "?"), record.get("connection"), record.get("port"), tls, record.get("client_ip"),
         record.get("transactions"), record.get("end"),
     )
+    refusal = record.get("refusal")
+    if refusal:
+        line += " %s%s: %s" % (refusal.get("stage"), " (dos: %s)" % record["dos"] if record.get("dos") else "",
+                               refusal.get("reply"))
+    return line
+
+
+def refused_connections(records: Iterable[Dict[str, Any]], dos: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Connections the relay itself refused at HELO/EHLO (malformed name, denial of service); with ``dos``
+    (``"burst"``, ``"generic_helo"``, or ``True`` for either) only denial-of-service refusals."""
+    out = [r for r in connections(records) if r.get("refusal")]
+    if dos is True:
+        return [r for r in out if r.get("dos")]
+    if dos:
+        return [r for r in out if r.get("dos") == dos]
+    return out

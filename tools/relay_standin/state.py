@@ -20,8 +20,9 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Deque, Dict, List, Optional
 
 from .config import ConfigError, ConfigSource, Settings
 from .faults import FaultPlan
@@ -32,12 +33,37 @@ from .tls import TlsConfigError, TlsProvider
 log = logging.getLogger("relay_standin")
 
 
+class ConnectionRate:
+    """New connections per client address in a sliding window (the denial-of-service burst rule).
+    Thread-safe; memory bounded by the addresses seen within the window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opened: Dict[str, Deque[float]] = {}
+
+    def note(self, address: str, window: float, now: Optional[float] = None) -> int:
+        """Count a new connection from ``address``; how many it opened within the last ``window`` seconds,
+        this one included."""
+        now = time.monotonic() if now is None else now
+        horizon = now - window
+        with self._lock:
+            opened = self._opened.setdefault(address, deque())
+            while opened and opened[0] <= horizon:
+                opened.popleft()
+            opened.append(now)
+            if len(self._opened) > 1024:  # forget addresses that went quiet
+                for other in [a for a, times in self._opened.items() if times[-1] <= horizon]:
+                    del self._opened[other]
+            return len(opened)
+
+
 class RelayState:
     """Shared, thread-safe server state."""
 
     def __init__(self, source: ConfigSource, settings: Settings) -> None:
         self.source = source
         self.ledger = UsageLedger()
+        self.connection_rate = ConnectionRate()
         self.tls = TlsProvider()
         self.faults = FaultPlan()
         self.writer = NullWriter()

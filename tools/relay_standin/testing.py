@@ -13,6 +13,9 @@
 * ``StandinThread``: the server in a background thread of this process
   (fast; ``seed_usage``, ``reconfigure`` take effect synchronously).
 * ``StandinProcess``: ``python3 -m relay_standin serve`` as a subprocess.
+* ``RelayClient``: smtplib sessions (which join a multi-line reply's lines);
+  ``RawSession``: a socket session that returns every reply as its lines, as
+  they were on the wire.
 
 Both have ``host``, ``ports`` (listener name -> bound port),
 ``port_for(service_port)``, ``records()``, ``transactions()``,
@@ -34,7 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -315,3 +318,76 @@ class RelayClient:
         if login:
             client.login(*login)
         return client
+
+
+class RawSession:
+    """An SMTP session over a plain socket (TLS when asked) that returns each reply as its lines, exactly as
+    sent (without CRLF): what smtplib hides by joining them.  ``reply()`` reads one reply, ``command(line)``
+    sends a command and reads its reply; both raise ``EOFError`` when the relay closed the connection."""
+
+    def __init__(self, standin, port: int = 587, host: str = "127.0.0.1", context: Optional[ssl.SSLContext] = None,
+                 timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, standin.port_for(port)), timeout=timeout)
+        if port == 465:
+            self.sock = context.wrap_socket(self.sock, server_hostname="relay.smarthost.test")
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self) -> List[str]:
+        lines: List[str] = []
+        while True:
+            raw = self.file.readline()
+            if not raw:
+                raise EOFError("connection closed after %r" % (lines,))
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            lines.append(line)
+            if line[3:4] != "-":
+                return lines
+
+    def command(self, line: str) -> List[str]:
+        self.sock.sendall(line.encode("utf-8") + b"\r\n")
+        return self.reply()
+
+    def starttls(self, context: ssl.SSLContext, server_hostname: str = "relay.smarthost.test") -> List[str]:
+        answer = self.command("STARTTLS")
+        if answer[-1].startswith("220"):
+            self.file.close()
+            self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+            self.file = self.sock.makefile("rb")
+        return answer
+
+    def closed_by_peer(self, timeout: float = 2.0) -> bool:
+        """True when the relay closed the connection (end of file, or reset)."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.file.read(1) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def reply_lines(code: int, text: bytes) -> List[str]:
+    """An smtplib reply ``(code, text)`` back as the lines it came in (smtplib joins them with newlines, without
+    their codes); the continuation marks are restored."""
+    parts = text.decode("utf-8", "replace").split("\n")
+    return ["%d%s%s" % (code, "-" if n < len(parts) - 1 else " ", part) for n, part in enumerate(parts)]
+
+
+def catalogue_key(reply: Tuple[int, bytes]) -> Optional[str]:
+    """The reply catalogue entry an smtplib reply ``(code, text)`` is, or None."""
+    from .engine import replies  # pylint: disable=import-outside-toplevel
+    entry = replies.classify(reply_lines(*reply))
+    return entry.key if entry else None

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
+from .wire import key_of, lines_of, logical, token
+
 
 def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -55,12 +57,15 @@ class Transaction:
     refused_recipients: List[Dict[str, Any]] = field(default_factory=list)
     size: Optional[int] = None
     message_id: Optional[str] = None
-    reply: Optional[str] = None
+    reply: Optional[str] = None  # as sent: a plain line or a wire.WireReply
     stage: Optional[str] = None
     faults: List[Dict[str, Any]] = field(default_factory=list)
+    last_refusal: Optional[str] = None  # the reply (as sent) that refused the last refused recipient
 
     def refuse_recipient(self, address: str, reply: str) -> None:
-        self.refused_recipients.append({"address": address, "code": reply_code(reply), "reply": reply})
+        self.refused_recipients.append({"address": address, "code": reply_code(reply), "reply": logical(reply),
+                                        "reply_lines": lines_of(reply), "reply_key": key_of(reply)})
+        self.last_refusal = reply
 
     def conclude(self, stage: str, reply: Optional[str]) -> None:
         self.stage, self.reply = stage, reply
@@ -71,7 +76,7 @@ class Transaction:
         if self.reply is not None:
             return self.reply
         if not self.recipients and self.refused_recipients:
-            return self.refused_recipients[-1]["reply"]
+            return self.last_refusal
         return None
 
 
@@ -98,6 +103,21 @@ class ConnectionInfo:
     faults: List[Dict[str, Any]] = field(default_factory=list)
     end: Optional[str] = None
     current: Optional[Transaction] = None
+    replies_sent: int = 0  # replies that carried a session token
+    dos: Optional[str] = None  # "burst" or "generic_helo" once the DoS protection refused the connection
+    burst: bool = False  # over the new-connection limit when it opened (refused at HELO/EHLO)
+    refusal: Optional[Dict[str, Any]] = None  # the relay's own refusal that ended the session (HELO stage)
+
+    def next_token(self) -> str:
+        """The session token for the next reply that carries one."""
+        self.replies_sent += 1
+        return token(self.connection_id, self.replies_sent)
+
+    def refuse_session(self, stage: str, reply, dos: Optional[str] = None) -> None:
+        """The relay refuses the session itself (at HELO/EHLO: malformed name, denial of service)."""
+        self.dos = dos
+        self.refusal = {"stage": stage, "code": reply_code(reply), "reply": logical(reply),
+                        "reply_lines": lines_of(reply), "reply_key": key_of(reply)}
 
     def begin(self, sender: str, params: List[str], now: float) -> Transaction:
         self.sequence += 1
@@ -143,7 +163,9 @@ class ConnectionInfo:
             "message_id": trans.message_id,
             "verdict": verdict_for(code),
             "code": code,
-            "reply": reply,
+            "reply": logical(reply),
+            "reply_lines": lines_of(reply),
+            "reply_key": key_of(reply),
             "stage": stage,
             "faults": trans.faults,
         }
@@ -160,5 +182,7 @@ class ConnectionInfo:
             "accepted": self.accepted,
             "auth_failures": self.auth_failures,
             "faults": self.faults,
+            "dos": self.dos,
+            "refusal": self.refusal,
             "end": self.end,
         }

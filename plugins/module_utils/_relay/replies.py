@@ -32,12 +32,13 @@ Reply.__doc__ = """One reply the relay gives.
 
 ``code``/``status``: the SMTP code (int) and enhanced status code; ``phrase``: the reply's distinctive words
 (matched, case-insensitively, anywhere in the joined reply); ``detail``: what the stand-in says after the phrase
-(``%(ip)s``, ``%(domains)s`` filled in by ``render``); ``cause``: what it means; ``retry``: ``"limit"`` or
-``"refusal"`` for a 5xx an MTA should defer rather than bounce, None otherwise; ``retry_code``: the 4xx code the
-rewrite gives it."""
+(``%(ip)s``, ``%(domains)s``, ``%(helo)s`` filled in by ``render``; unfilled ones render empty); ``cause``: what
+it means; ``retry``: ``"limit"`` or ``"refusal"`` for a 5xx an MTA should defer rather than bounce, None
+otherwise; ``retry_code``: the 4xx code the rewrite gives it."""
 
 ARTICLE_LIMITS = "https://support.google.com/a/answer/166852"
 ARTICLE_RELAY = "https://support.google.com/a/answer/6140680"
+ARTICLE_HELO = "https://support.google.com/mail/?p=helo"
 
 CATALOGUE = (
     Reply("relay_denied", 550, "5.7.0", "Mail relay denied",
@@ -69,9 +70,17 @@ CATALOGUE = (
     Reply("dos_helo", 421, "4.7.0", "Try again later, closing connection", ".",
           "denial-of-service protection at HELO: a burst of new connections, or a generic HELO name "
           "(localhost, the relay's own name)", None, None),
-    Reply("helo_invalid", 501, "5.5.4", "HELO/EHLO argument is invalid",
-          ". Send a fully qualified host name or an address literal. " + ARTICLE_RELAY,
-          "malformed HELO/EHLO name", None, None),
+    # Google's two HELO refusals (support.google.com/mail/answer/6386757): "Empty HELO/EHLO argument not allowed,
+    # closing connection." and 'HELO/EHLO argument "<name>" invalid, closing connection.'; the empty one first, its
+    # phrase holds the other's.
+    Reply("helo_empty", 501, "5.5.4", "Empty HELO/EHLO argument not allowed",
+          ", closing connection. Send the host's fully qualified name or an address literal. " + ARTICLE_HELO,
+          "HELO/EHLO without an argument", None, None),
+    Reply("helo_invalid", 501, "5.5.4", "HELO/EHLO argument",
+          ' "%(helo)s" invalid, closing connection. Send the host\'s fully qualified name or an address '
+          "literal. " + ARTICLE_HELO,
+          "malformed HELO/EHLO name (not a host name or an address literal: spaces, characters outside letters, "
+          "digits, hyphens and dots, empty labels)", None, None),
     Reply("user_daily", 550, "5.4.5", "Daily SMTP relay limit exceeded for user",
           ". The relay's sending limits are explained at " + ARTICLE_LIMITS + "; ask your administrator.",
           "the sending user's daily relay limit (10,000 messages or unique recipients in 24 h)", "limit", 450),
@@ -88,6 +97,11 @@ CATALOGUE = (
           ". Please try again.", "recipients of several domains in one transaction", None, None),
     Reply("tls_required_rcpt", 421, "4.7.0", "TLS required for RCPT domain, closing connection", ".",
           "the recipient's domain requires TLS", None, None),
+    # Not from Google's list: the service document says only that the null sender takes one RCPT TO; this
+    # project's text, with RFC 3463's status for "too many recipients".
+    Reply("null_sender_recipients", 550, "5.5.3",
+          "Multiple recipients (RCPT TO) are not supported with a null envelope sender", " (MAIL FROM:<>).",
+          "a second recipient for the null sender (MAIL FROM:<>)", None, None),
 )
 BY_KEY = {reply.key: reply for reply in CATALOGUE}
 
@@ -95,33 +109,43 @@ BY_KEY = {reply.key: reply for reply in CATALOGUE}
 _TOKEN = re.compile(r"(\s+-\s+gcdp\s+\S+)?(\s+\S+)?\s+-\s+gsmtp\s*$")
 _CONTINUATION = re.compile(r"(^|\s)[2-5][0-9]{2}[- ][2-5]\.[0-9]{1,3}\.[0-9]{1,3}(\s+|$)")
 _LEADING_CODE = re.compile(r"^[2-5][0-9]{2}[- ]\s*")
+_LINE_CODE = re.compile(r"^[2-5][0-9]{2}(?:[- ][2-5]\.[0-9]{1,3}\.[0-9]{1,3})?(?:[- ]|$)\s*")
 WRAP_WIDTH = 66
+
+
+class _Values(dict):
+    """Values for a reply's ``detail``: a placeholder nobody filled in renders empty."""
+
+    def __missing__(self, key):
+        return ""
 
 
 def render(key, **values):
     """The reply ``key`` as one logical line, ``"<code> <status> <phrase><detail>"`` (no token)."""
     reply = BY_KEY[key]
-    detail = reply.detail % dict({"ip": "unknown", "domains": ""}, **values) if reply.detail else ""
+    detail = reply.detail % _Values({"ip": "unknown"}, **values) if reply.detail else ""
     return "%d %s %s%s" % (reply.code, reply.status, reply.phrase, detail)
 
 
 def wrap(text, token=None, width=WRAP_WIDTH, multiline=True):
     """Reply lines of the logical reply ``text`` (``"<code> <status> <words>"``), wrapped as Google wraps them:
-    every line carries the code (with ``-`` on all but the last) and the enhanced status code; the last line
-    ends with ``token`` and ``- gsmtp`` when a token is given. ``multiline=False``: one line."""
+    every line carries the code (with ``-`` on all but the last) and the enhanced status code; the words are
+    wrapped at ``width`` and the last line ends with ``token`` and ``- gsmtp`` when a token is given (appended
+    whatever its length, as in Google's ``550 5.7.1 … https://support.google.com/a/answer/166852
+    x12-20020a05.37 - gsmtp``). ``multiline=False``: one line."""
     code, status, words = _split(text)
     prefix = "%s %s " % (code, status) if status else "%s " % code
     ending = "%s - gsmtp" % token if token else ""
     if not multiline:
         return [prefix + " ".join(part for part in (words, ending) if part)]
     lines, current = [], ""
-    for word in words.split(" ") + ([ending] if ending else []):
+    for word in words.split(" "):
         if current and len(current) + 1 + len(word) > width:
             lines.append(current)
             current = word
         else:
             current = word if not current else current + " " + word
-    lines.append(current)
+    lines.append(" ".join(part for part in (current, ending) if part))
     head = prefix.replace(" ", "-", 1)
     return [head + line for line in lines[:-1]] + [prefix + lines[-1]]
 
@@ -136,13 +160,22 @@ def _split(text):
 
 def normalise(reply):
     """``(code, status, text)`` of a reply given as its lines or as one joined string (an MTA's log of it):
-    continuation codes and the ``- gsmtp`` token removed, white space folded."""
-    joined = " ".join(reply) if isinstance(reply, (list, tuple)) else str(reply)
-    joined = " ".join(joined.split())
-    match = re.match(r"^([2-5][0-9]{2})[- ](([2-5]\.[0-9]{1,3}\.[0-9]{1,3}) )?", joined)
+    continuation codes and the ``- gsmtp`` token removed, white space folded.  Given as lines, each line's own
+    code (and enhanced status code) is removed, also in a reply without enhanced status codes."""
+    if isinstance(reply, (list, tuple)):
+        lines = [" ".join(str(line).split()) for line in reply]
+        joined = " ".join(lines)
+        bodies = [_LINE_CODE.sub("", line) for line in lines]
+    else:
+        joined = " ".join(str(reply).split())
+        bodies = None
+    match = re.match(r"^([2-5][0-9]{2})(?:[- ]|$)(([2-5]\.[0-9]{1,3}\.[0-9]{1,3})(?: |$))?", joined)
     code = int(match.group(1)) if match else None
     status = match.group(3) if match else None
-    text = _LEADING_CODE.sub("", _CONTINUATION.sub(" ", joined).strip())
+    if bodies is not None and match:
+        text = " ".join(body for body in bodies if body)
+    else:
+        text = _LEADING_CODE.sub("", _CONTINUATION.sub(" ", joined).strip())
     text = _TOKEN.sub("", text).strip()
     return code, status, text
 

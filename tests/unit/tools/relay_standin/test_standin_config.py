@@ -35,6 +35,20 @@ def test_defaults(tmp_path):
     assert settings.allowed_senders == "domain_addresses"
     assert settings.quota.values["customer_peak_recipients"] == 9000
     assert settings.record is None and settings.faults == ()
+    assert settings.reply_layout == "multiline" and settings.max_recipients_per_transaction == 100
+    assert (settings.dos.max_new_connections, settings.dos.window_seconds, settings.dos.generic_helo,
+            settings.dos.generic_helo_names) == (60, 60.0, True, ())
+    assert settings.helo_fqdn_required is False
+
+
+def test_dos_and_layout_settings(tmp_path):
+    settings = settings_from_mapping({"ports": {"smtps": None}, "reply_layout": "single_line",
+                                      "dos": {"max_new_connections": None, "window_seconds": 10,
+                                              "generic_helo": False, "generic_helo_names": ["Box.Test."]},
+                                      "limits": {"max_recipients_per_transaction": None}}, tmp_path)
+    assert settings.reply_layout == "single_line" and settings.max_recipients_per_transaction is None
+    assert (settings.dos.max_new_connections, settings.dos.window_seconds, settings.dos.generic_helo,
+            settings.dos.generic_helo_names) == (None, 10.0, False, ("box.test",))
 
 
 def test_relative_paths_follow_the_config_file(tmp_path):
@@ -66,6 +80,16 @@ def test_relative_paths_follow_the_config_file(tmp_path):
     ({"faults": [{"stage": "mail", "ports": [2525]}], "ports": {"smtps": None}}, "ports"),
     ({"faults": [{"action": "unlisten", "stage": "mail"}], "ports": {"smtps": None}}, "unlisten"),
     ({"users": ["alice"], "ports": {"smtps": None}}, "users"),
+    ({"reply_layout": "wrapped", "ports": {"smtps": None}}, "reply_layout"),
+    ({"dos": {"burst": 5}, "ports": {"smtps": None}}, "unknown key"),
+    ({"dos": {"max_new_connections": 0}, "ports": {"smtps": None}}, "max_new_connections"),
+    ({"dos": {"window_seconds": 0}, "ports": {"smtps": None}}, "window_seconds"),
+    ({"dos": {"generic_helo": "yes"}, "ports": {"smtps": None}}, "generic_helo"),
+    ({"dos": [], "ports": {"smtps": None}}, "dos must be a mapping"),
+    ({"helo_fqdn_required": 1, "ports": {"smtps": None}}, "helo_fqdn_required"),
+    ({"limits": {"max_recipients_per_transaction": 0}, "ports": {"smtps": None}}, "max_recipients"),
+    ({"faults": [{"stage": "mail", "reply": ["550-5.7.1 a", "550-5.7.1 b"]}], "ports": {"smtps": None}}, "'-'"),
+    ({"faults": [{"stage": "mail", "reply_key": "nope"}], "ports": {"smtps": None}}, "reply catalogue"),
 ])
 def test_invalid_configs_are_refused(tmp_path, mapping, message_part):
     with pytest.raises(ConfigError, match=message_part):

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from relay_standin.testing import message
+from relay_standin.engine import replies
+from relay_standin.testing import RawSession, message
 
 TRY_AGAIN = b"4.7.0 Try again later, closing connection."
 
@@ -214,3 +215,84 @@ def test_starttls_and_auth_faults(relay_standin_factory, relay_client):
     assert client.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlLXB3")[0] == 454
     client.login("alice@example.com", "alice-pw")
     client.quit()
+
+
+# --- multi-line fault replies -------------------------------------------------------------------------
+
+GOOGLE_CUSTOMER_DAILY = [
+    "550-5.7.1 Daily SMTP relay limit exceeded for customer. For more information on",
+    "550-5.7.1 SMTP relay sending limits please contact your administrator or",
+    "550 5.7.1 review this article. https://support.google.com/a/answer/166852 x12-20020a05.37 - gsmtp",
+]
+
+
+@pytest.mark.parametrize("reply", [GOOGLE_CUSTOMER_DAILY, "\n".join(GOOGLE_CUSTOMER_DAILY) + "\n"])
+def test_multiline_reply_is_sent_as_given(relay_standin_factory, reply):
+    standin = _standin(relay_standin_factory, [{"stage": "rcpt", "reply": reply, "times": 1}])
+    with RawSession(standin, port=25) as session:
+        session.command("EHLO mta.example.com")
+        session.command("MAIL FROM:<alice@example.com>")
+        assert session.command("RCPT TO:<bob@remote.test>") == GOOGLE_CUSTOMER_DAILY
+        assert session.command("RCPT TO:<carol@remote.test>") == ["250 2.1.5 OK"]
+        session.command("QUIT")
+    standin.wait_for_connections(1)
+    [record] = standin.transactions()
+    [refused] = record["refused_recipients"]
+    assert refused["reply_lines"] == GOOGLE_CUSTOMER_DAILY and refused["code"] == 550
+    assert refused["reply"] == ("550 5.7.1 Daily SMTP relay limit exceeded for customer. For more information on "
+                                "SMTP relay sending limits please contact your administrator or review this article. "
+                                "https://support.google.com/a/answer/166852")
+    assert record["faults"] == [{"stage": "rcpt", "action": "reply", "reply": refused["reply"]}]
+
+
+def test_multiline_reply_at_connect_and_end_of_data(relay_standin_factory, relay_client):
+    greeting = ["421-4.7.0 Try again later,", "421 4.7.0 closing connection. x1.2 - gsmtp"]
+    standin = _standin(relay_standin_factory, [{"stage": "connect", "reply": greeting, "times": 1},
+                                               {"stage": "end_of_data", "reply": ["451-4.3.0 Mail server", "451 4.3.0 "
+                                                                                  "temporarily rejected message."],
+                                                "times": 1}])
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        relay_client.connect(standin)
+    assert refused.value.smtp_error == b"4.7.0 Try again later,\n4.7.0 closing connection. x1.2 - gsmtp"
+    client = relay_client.connect(standin)
+    with pytest.raises(smtplib.SMTPDataError) as deferred:
+        client.sendmail("alice@example.com", ["bob@remote.test"], message())
+    assert deferred.value.smtp_code == 451
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["verdict"], record["reply"]) == ("deferred", "451 4.3.0 Mail server temporarily rejected message.")
+    assert record["reply_lines"] == ["451-4.3.0 Mail server", "451 4.3.0 temporarily rejected message."]
+
+
+@pytest.mark.parametrize("layout", ["multiline", "single_line"])
+def test_reply_key_is_rendered_and_laid_out_like_the_relays_own(relay_standin_factory, layout):
+    standin = _standin(relay_standin_factory, [{"stage": "rcpt", "reply_key": "customer_daily", "times": 1},
+                                               {"stage": "mail", "reply_key": "relay_denied", "times": 1}],
+                       reply_layout=layout)
+    with RawSession(standin, port=25) as session:
+        session.command("EHLO mx1.example.com")
+        denied = session.command("MAIL FROM:<alice@example.com>")
+        session.command("MAIL FROM:<alice@example.com>")
+        limit = session.command("RCPT TO:<bob@remote.test>")
+        session.command("QUIT")
+    assert replies.classify(denied).key == "relay_denied"
+    assert "[127.0.0.1]" in denied[0] and "example.com, mx1.example.com" in " ".join(denied)
+    assert replies.classify(limit).key == "customer_daily"
+    assert len(limit) == (1 if layout == "single_line" else len(replies.wrap(replies.render("customer_daily"))))
+    assert limit[-1].endswith(" - gsmtp")
+    standin.wait_for_connections(1)
+    first, second = standin.transactions()
+    assert (first["reply_key"], first["code"], first["stage"]) == ("relay_denied", 550, "mail")
+    assert first["faults"][0]["reply_key"] == "relay_denied"
+    assert first["faults"][0]["reply"] == first["reply"]
+    refused = second["refused_recipients"][0]
+    assert (refused["reply_key"], refused["reply_lines"]) == ("customer_daily", limit)
+    assert refused["reply"] == replies.render("customer_daily")
+
+
+def test_reply_key_421_disconnects(relay_standin_factory):
+    standin = _standin(relay_standin_factory, [{"stage": "mail", "reply_key": "dos_helo"}])
+    with RawSession(standin, port=25) as session:
+        session.command("EHLO mta.example.com")
+        assert replies.classify(session.command("MAIL FROM:<alice@example.com>")).key == "dos_helo"
+        assert session.closed_by_peer()

@@ -15,31 +15,38 @@ import time
 
 import pytest
 
-from relay_standin.engine import constants
-from relay_standin.testing import message
+from relay_standin.engine import constants, replies as catalogue
+from relay_standin.testing import catalogue_key, message
 
-USER_DAILY = constants.REPLY_USER_DAILY.encode()[4:]
-CUSTOMER_DAILY = constants.REPLY_CUSTOMER_DAILY.encode()[4:]
-CUSTOMER_PEAK = constants.REPLY_CUSTOMER_PEAK.encode()[4:]
+USER_DAILY = "user_daily"
+CUSTOMER_DAILY = "customer_daily"
+CUSTOMER_PEAK = "customer_peak"
 USERS = {"alice@example.com": "alice-pw"}
 LOGIN = ("alice@example.com", "alice-pw")
 
 
+def _named(reply):
+    """(code, catalogue key) of a refusal, (code, text) of anything else."""
+    return (reply[0], catalogue_key(reply) or reply[1])
+
+
 def _send(client, recipients, sender="alice@example.com"):
-    """MAIL + RCPTs (+ DATA when one was accepted); the replies."""
+    """MAIL + RCPTs (+ DATA when one was accepted); the replies, refusals named by their catalogue key."""
     mail = client.mail(sender)
-    replies = [client.rcpt(r) for r in recipients] if mail[0] == 250 else []
-    if any(code == 250 for code, dummy in replies):
+    answers = [client.rcpt(r) for r in recipients] if mail[0] == 250 else []
+    if any(code == 250 for code, dummy in answers):
         assert client.data(message())[0] == 250
     else:
         client.rset()
-    return mail, replies
+    return _named(mail), [_named(answer) for answer in answers]
 
 
 def test_reply_texts_are_the_documents():
-    assert constants.REPLY_USER_DAILY == "550 5.4.5 Daily SMTP relay limit exceeded for user."
-    assert constants.REPLY_CUSTOMER_DAILY == "550 5.7.1 Daily SMTP relay limit exceeded for customer."
-    assert constants.REPLY_CUSTOMER_PEAK == "450 4.2.1 Peak SMTP relay limit exceeded for customer."
+    """The service document's replies are the catalogue's codes, enhanced codes and phrases."""
+    for text, key in ((constants.REPLY_USER_DAILY, USER_DAILY), (constants.REPLY_CUSTOMER_DAILY, CUSTOMER_DAILY),
+                      (constants.REPLY_CUSTOMER_PEAK, CUSTOMER_PEAK)):
+        assert catalogue.render(key).startswith(text.rstrip("."))
+        assert catalogue.classify(text).key == key
 
 
 def test_customer_peak_limit_is_9_per_license_per_window(relay_standin_factory, relay_client):
@@ -121,7 +128,7 @@ def test_user_identity_without_auth_is_the_envelope_sender(relay_standin_factory
     standin = relay_standin_factory(allowlist=["127.0.0.1"])
     standin.seed_usage(user="app@example.com", messages=10000)
     client = relay_client.connect(standin)
-    assert client.mail("app@example.com") == (550, USER_DAILY)
+    assert _named(client.mail("app@example.com")) == (550, USER_DAILY)
     assert client.mail("other@example.com")[0] == 250
     client.quit()
 
@@ -130,7 +137,7 @@ def test_user_identity_with_auth_is_the_auth_user(relay_standin_factory, relay_c
     standin = relay_standin_factory(users=USERS)
     standin.seed_usage(user="alice@example.com", messages=10000)
     client = relay_client.connect(standin, login=LOGIN)
-    assert client.mail("other@example.com") == (550, USER_DAILY)
+    assert _named(client.mail("other@example.com")) == (550, USER_DAILY)
     client.quit()
 
 

@@ -99,6 +99,42 @@ def test_fault_defaults():
         parse_faults({"stage": "mail"})
 
 
+@pytest.mark.parametrize("reply, lines, logical", [
+    ("451 4.3.0 Try later", ("451 4.3.0 Try later",), "451 4.3.0 Try later"),
+    ("421", ("421",), "421"),
+    (["550-5.7.1 a", "550 5.7.1 b x1.2 - gsmtp"], ("550-5.7.1 a", "550 5.7.1 b x1.2 - gsmtp"), "550 5.7.1 a b"),
+    ("550-5.7.1 a\r\n550-5.7.1 b\n550 5.7.1 c\n", ("550-5.7.1 a", "550-5.7.1 b", "550 5.7.1 c"), "550 5.7.1 a b c"),
+    (["554-No", "554 status codes"], ("554-No", "554 status codes"), "554 No status codes"),
+])
+def test_fault_replies_one_or_many_lines(reply, lines, logical):
+    [rule] = parse_faults([{"stage": "mail", "reply": reply}])
+    assert (rule.reply_lines, rule.reply, rule.reply_key) == (lines, logical, None)
+
+
+def test_fault_reply_key():
+    [rule, soft] = parse_faults([{"stage": "mail", "reply_key": "dos_helo"},
+                                 {"stage": "rcpt", "reply_key": "customer_daily"}])
+    assert (rule.reply_key, rule.reply_lines, rule.disconnect) == ("dos_helo", (), True)
+    assert soft.disconnect is False and soft.reply.startswith("550 5.7.1 Daily SMTP relay limit exceeded")
+    assert soft.describe() == {"stage": "rcpt", "action": "reply", "reply": soft.reply, "reply_key": "customer_daily"}
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"stage": "mail", "reply": ["550-5.7.1 a", "451 4.3.0 b"]}, "same code"),
+    ({"stage": "mail", "reply": ["550 5.7.1 a", "550 5.7.1 b"]}, "'-' after the code"),
+    ({"stage": "mail", "reply": ["550-5.7.1 a", "550-5.7.1 b"]}, "'-' after the code"),
+    ({"stage": "mail", "reply": ["550-5.7.1 a", "250 2.0.0 b"]}, "4xx or 5xx"),
+    ({"stage": "mail", "reply": []}, "4xx or 5xx"),
+    ({"stage": "mail", "reply": 550}, "4xx or 5xx"),
+    ({"stage": "mail", "reply": "550-5.7.1 dangling"}, "'-' after the code"),
+    ({"stage": "mail", "reply_key": "no_such_reply"}, "reply catalogue"),
+    ({"stage": "mail", "reply_key": "dos_helo", "reply": "421 4.7.0 x"}, "not both"),
+])
+def test_bad_fault_replies(entry, message):
+    with pytest.raises(FaultConfigError, match=message):
+        parse_faults([entry])
+
+
 @pytest.mark.parametrize("content, expected", [
     (b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody", "<a@b>"),
     (b"message-id:\r\n <folded@b>\r\n\r\n", "<folded@b>"),

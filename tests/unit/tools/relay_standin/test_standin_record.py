@@ -23,7 +23,12 @@ TRANSACTION_FIELDS = {
     "kind", "ts", "time", "connection", "seq", "listener", "port", "listen_port", "client_ip", "tls", "tls_mode",
     "tls_version", "tls_cipher", "helo", "helo_verb", "auth_user", "sender", "sender_params", "sender_rewritten",
     "customer_domain", "limit_user", "recipients", "recipient_params", "refused_recipients", "size", "message_id",
-    "verdict", "code", "reply", "stage", "faults",
+    "verdict", "code", "reply", "reply_lines", "reply_key", "stage", "faults",
+}
+CONNECTION_FIELDS = {
+    "kind", "ts", "time", "connection", "listener", "port", "listen_port", "client_ip", "tls", "tls_mode",
+    "tls_version", "tls_cipher", "helo", "helo_verb", "auth_user", "opened", "duration", "transactions", "accepted",
+    "auth_failures", "faults", "dos", "refusal", "end",
 }
 
 
@@ -48,7 +53,11 @@ def test_accepted_transaction_fields(relay_standin_factory, relay_client):
     assert (record["size"], record["message_id"]) == (len(message(message_id="<m1@example.com>")), "<m1@example.com>")
     assert (record["verdict"], record["code"], record["seq"]) == ("accepted", 250, 1)
     assert record["reply"].startswith("250 2.0.0 OK ")
+    assert (record["reply_lines"], record["reply_key"]) == ([record["reply"]], None)
     assert "alice-pw" not in json.dumps(standin.records())
+    [conn] = standin.wait_for_connections(1)
+    assert set(conn) == CONNECTION_FIELDS
+    assert (conn["dos"], conn["refusal"], conn["end"]) == (None, None, "quit")
 
 
 def test_refused_transaction_is_recorded(relay_standin_factory, relay_client):
@@ -58,7 +67,31 @@ def test_refused_transaction_is_recorded(relay_standin_factory, relay_client):
     client.quit()
     [record] = standin.transactions()
     assert (record["verdict"], record["code"], record["stage"], record["recipients"]) == ("refused", 550, "mail", [])
-    assert record["reply"].startswith("550 5.7.1 ")
+    # the logical reply: code and status once, no token; the wire lines beside it
+    assert record["reply"].startswith("550 5.7.0 Mail Sending denied. ")
+    assert "gsmtp" not in record["reply"] and record["reply_key"] == "sending_denied"
+    lines = record["reply_lines"]
+    assert len(lines) > 1 and all(line.startswith("550-5.7.0 ") for line in lines[:-1])
+    assert lines[-1].startswith("550 5.7.0 ") and lines[-1].endswith(" - gsmtp")
+
+
+def test_limit_reply_is_recorded_as_one_logical_line(relay_standin_factory, relay_client):
+    """Readers that check ``reply.startswith("550 5.7.1")`` keep working with the multi-line reply."""
+    standin = _standin(relay_standin_factory, licenses=1, limits={"peak_window_seconds": 0.001})
+    standin.seed_usage(customer_recipients=130)
+    client = relay_client.connect(standin)
+    client.mail("alice@example.com")
+    assert client.rcpt("bob@remote.test")[0] == 550
+    client.rset()
+    client.quit()
+    [record] = standin.transactions()
+    assert record["reply"].startswith("550 5.7.1 Daily SMTP relay limit exceeded for customer. ")
+    assert (record["verdict"], record["code"], record["stage"], record["reply_key"]) == (
+        "refused", 550, "rcpt", "customer_daily")
+    [refused] = record["refused_recipients"]
+    assert (refused["address"], refused["code"], refused["reply"], refused["reply_key"]) == (
+        "bob@remote.test", 550, record["reply"], "customer_daily")
+    assert refused["reply_lines"] == record["reply_lines"] and len(refused["reply_lines"]) > 1
 
 
 def test_connection_reuse_is_countable(relay_standin_factory, relay_client):

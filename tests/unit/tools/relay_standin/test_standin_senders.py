@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay_standin.testing import message
+from relay_standin.testing import catalogue_key, message
 
 USERS = {"alice@example.com": "alice-pw", "ops@example.com": "ops-pw"}
 LOGIN = ("alice@example.com", "alice-pw")
@@ -27,11 +27,18 @@ def _standin(factory, mode, **extra):
     ("ops@example.com", 250),         # registered user
     ("nobody@example.com", 550),      # in the domains, not registered
     ("alice@foreign.test", 550),      # outside the domains
+    ("root@mx1.example.com", 550),    # a local account under a customer subdomain: not a user
 ])
-def test_registered_users_mode(relay_standin_factory, relay_client, sender, code):
+@pytest.mark.parametrize("login", [None, LOGIN])
+def test_registered_users_mode(relay_standin_factory, relay_client, sender, code, login):
+    """Only registered users: any sender that is not a listed user gets 550 5.7.0 Mail Sending denied, with or
+    without SMTP AUTH."""
     standin = _standin(relay_standin_factory, "registered_users")
-    client = relay_client.connect(standin, port=587)
-    assert client.mail(sender)[0] == code
+    client = relay_client.connect(standin, port=587, helo="mta.example.com", login=login)
+    reply = client.mail(sender)
+    assert reply[0] == code
+    if code == 550:
+        assert catalogue_key(reply) == "sending_denied" and reply[1].startswith(b"5.7.0 Mail Sending denied")
     client.quit()
 
 
@@ -44,7 +51,11 @@ def test_registered_users_mode(relay_standin_factory, relay_client, sender, code
 def test_domain_addresses_mode(relay_standin_factory, relay_client, sender, code):
     standin = _standin(relay_standin_factory, "domain_addresses")
     client = relay_client.connect(standin, port=587, helo="mta.elsewhere.test")
-    assert client.mail(sender)[0] == code
+    reply = client.mail(sender)
+    assert reply[0] == code
+    if code == 550:
+        assert catalogue_key(reply) == "invalid_credentials"
+        assert reply[1].startswith(b"5.7.1 Invalid credentials for relay [127.0.0.1]")
     client.quit()
 
 
@@ -72,7 +83,7 @@ def test_any_address_without_auth_or_customer_helo_is_refused(relay_standin_fact
     standin = _standin(relay_standin_factory, "any_address")
     client = relay_client.connect(standin, port=587, helo="mta.elsewhere.test")
     code, text = client.mail("someone@yahoo.test")
-    assert code == 550 and b"HELO" in text
+    assert code == 550 and catalogue_key((code, text)) == "invalid_credentials" and b"HELO" in text
     # even a sender inside the domains: "any address" needs AUTH or HELO
     assert client.mail("alice@example.com")[0] == 550
     client.quit()
@@ -89,7 +100,8 @@ def test_any_address_in_domain_sender_with_customer_helo_is_kept(relay_standin_f
 
 @pytest.mark.parametrize("helo", ["localhost", "[127.0.0.1]", "example", "mta.example.com.evil.test"])
 def test_helo_that_is_not_a_customer_name_does_not_identify(relay_standin_factory, relay_client, helo):
-    standin = _standin(relay_standin_factory, "any_address")
+    # generic names are refused at EHLO by default (test_standin_dos.py); here only the HELO rule is looked at
+    standin = _standin(relay_standin_factory, "any_address", dos={"generic_helo": False})
     client = relay_client.connect(standin, port=587, helo=helo)
     assert client.mail("someone@yahoo.test")[0] == 550
     client.quit()
@@ -124,7 +136,7 @@ def test_null_sender_with_one_recipient_passes_second_recipient_refused(relay_st
     assert client.mail("")[0] == 250
     assert client.rcpt("bob@remote.test")[0] == 250
     code, text = client.rcpt("carol@remote.test")
-    assert code == 550 and b"null envelope sender" in text
+    assert code == 550 and catalogue_key((code, text)) == "null_sender_recipients"
     assert client.data(message())[0] == 250
     client.quit()
     [record] = standin.transactions()
@@ -138,3 +150,14 @@ def test_ordinary_sender_may_have_many_recipients(relay_standin_factory, relay_c
     recipients = ["r%d@remote.test" % n for n in range(5)]
     assert client.sendmail("alice@example.com", recipients, message()) == {}
     client.quit()
+
+
+@pytest.mark.parametrize("mode", ["registered_users", "domain_addresses", "any_address"])
+def test_sender_inside_the_domains_is_passed_on_unchanged(relay_standin_factory, relay_client, mode):
+    """Step 6: the postmaster@<domain> rewrite is for senders outside the customer's domains only."""
+    standin = _standin(relay_standin_factory, mode)
+    client = relay_client.connect(standin, port=587, helo="mta.example.org", login=LOGIN)
+    assert client.sendmail("alice@example.com", ["bob@remote.test"], message()) == {}
+    client.quit()
+    [record] = standin.transactions()
+    assert (record["sender_rewritten"], record["customer_domain"]) == ("alice@example.com", "example.com")

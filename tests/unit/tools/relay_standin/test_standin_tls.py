@@ -17,7 +17,7 @@ import ssl
 import pytest
 
 from relay_standin.pytest_plugin import DEFAULT_LOGIN as LOGIN
-from relay_standin.testing import ipv6_loopback_available, message
+from relay_standin.testing import catalogue_key, ipv6_loopback_available, message
 
 
 @pytest.mark.parametrize("port", [25, 465, 587])
@@ -53,7 +53,8 @@ def test_require_tls_refuses_mail_before_starttls(relay_standin_factory, relay_c
     standin = relay_standin_factory(require_tls=True, allowlist=["127.0.0.1"])
     client = relay_client.connect(standin, port=587, starttls=False)
     code, text = client.mail("alice@example.com")
-    assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first.")
+    assert code == 530 and text.startswith(b"5.7.0 Must issue a STARTTLS command first.")
+    assert catalogue_key((code, text)) == "starttls_first"
     client.quit()
     [record] = standin.transactions()
     assert (record["verdict"], record["code"], record["stage"], record["tls"]) == ("refused", 530, "mail", False)
@@ -78,7 +79,8 @@ def test_auth_not_advertised_in_plaintext_and_refused_before_tls(relay_standin, 
     client = relay_client.connect(relay_standin, port=587, starttls=False)
     assert not client.has_extn("auth")
     code, text = client.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlLXB3")
-    assert (code, text) == (530, b"5.7.0 Must issue a STARTTLS command first.")
+    assert code == 530 and text.startswith(b"5.7.0 Must issue a STARTTLS command first.")
+    assert catalogue_key((code, text)) == "starttls_first"
     client.quit()
 
 
