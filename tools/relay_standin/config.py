@@ -48,7 +48,7 @@ DEFAULT_DOS_WINDOW_SECONDS = 60.0
 _TOP_KEYS = {
     "hostname", "listen", "ports", "tls", "require_tls", "auth_required", "allowlist", "users",
     "allowed_senders", "domains", "licenses", "paid", "limits", "clock_offset_seconds",
-    "max_message_size", "idle_timeout_seconds", "record", "mail_dir", "faults", "reply_layout", "dos",
+    "max_message_size", "idle_timeout_seconds", "record", "mail_dir", "faults", "reply_layout", "dos", "restart_epoch",
     "helo_fqdn_required",
 }
 _LIMIT_KEYS = {"daily_window_seconds", "peak_window_seconds", "max_recipients_per_transaction"}
@@ -101,6 +101,9 @@ class Settings:
     reply_layout: str = LAYOUT_MULTILINE
     dos: DosSettings = field(default_factory=DosSettings)
     helo_fqdn_required: bool = False
+    # Changing it restarts the relay as far as clients can tell: every open connection is closed (an outage,
+    # a deploy). Tests of a client that keeps connections open set a new value to make it reconnect.
+    restart_epoch: int = 0
 
     @property
     def tls_enabled(self) -> bool:
@@ -297,6 +300,7 @@ def settings_from_mapping(data: Any, base_dir: Path) -> Settings:
         reply_layout=layout,
         dos=_dos(data.get("dos")),
         helo_fqdn_required=_bool(data, "helo_fqdn_required", False),
+        restart_epoch=_number(data, "restart_epoch", 0, minimum=0, integer=True),
     )
     if settings.tls_required and not settings.tls_enabled:
         raise _fail("require_tls/auth_required need tls.cert and tls.key")

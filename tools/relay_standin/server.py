@@ -106,6 +106,7 @@ class RelayServer:
             self.state.reload_if_changed()
             listener = Listener(listener_name, SERVICE_PORTS[listener_name], listen_port_ref["port"], implicit_tls)
             connection = RelaySMTP(self.policy, self.state, listener, loop=self.loop)
+            connection.restart_epoch = self.state.settings.restart_epoch
             self._connections.add(connection)
             return connection
         return make_protocol
@@ -134,10 +135,21 @@ class RelayServer:
             await server.wait_closed()
             log.info("stopped listening: %s on [%s]:%s", key[0], key[1], key[2])
 
+    def _close_connections_of_earlier_epochs(self) -> None:
+        """A new ``restart_epoch`` in the settings: close every connection opened before it, as a restart does."""
+        epoch = self.state.settings.restart_epoch
+        for connection in list(self._connections):
+            if getattr(connection, "restart_epoch", epoch) != epoch:
+                connection.restart_epoch = epoch
+                log.info("restart_epoch %d: closing connection %s", epoch,
+                         connection.conn.connection_id if connection.conn else "?")
+                connection.drop(reason="relay restart")
+
     async def reconcile(self, strict: bool = False) -> None:
         """Open and close listeners until they match the settings.  With
         ``strict``, a listener that cannot bind any address is an error."""
         async with self._reconcile_lock:
+            self._close_connections_of_earlier_epochs()
             desired = self._desired()
             for key in [k for k in self._servers if k not in desired]:
                 await self._close(key)

@@ -296,3 +296,21 @@ def test_reply_key_421_disconnects(relay_standin_factory):
         session.command("EHLO mta.example.com")
         assert replies.classify(session.command("MAIL FROM:<alice@example.com>")).key == "dos_helo"
         assert session.closed_by_peer()
+
+
+def test_a_new_restart_epoch_closes_open_connections_only(relay_standin_factory, relay_client):
+    """A client that keeps connections open (the relay guard's pool) meets a relay restart: the connections it
+    had are closed, new ones are served."""
+    standin = _standin(relay_standin_factory, [])
+    old = relay_client.connect(standin, port=587)
+    assert old.noop()[0] == 250
+    standin.reconfigure(restart_epoch=1)
+    with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+        old.noop()
+    new = relay_client.connect(standin, port=587)
+    assert new.noop()[0] == 250
+    standin.reconfigure(restart_epoch=1, faults=[])  # same epoch: nothing is closed
+    assert new.noop()[0] == 250
+    new.quit()
+    closed = standin.wait_for(lambda records: any(r.get("end") == "relay restart" for r in records))
+    assert sum(1 for r in closed if r.get("end") == "relay restart") == 1
