@@ -25,6 +25,8 @@ description:
     nothing; allowlist rules as in M(smarthost.relay.relay_allowlist_check)."
   - Notes (not failures) report that the relay rewrites foreign envelope senders to V(postmaster@<your domain>),
     and that null-sender mail needs single-recipient transactions, which the roles configure.
+  - A warning reports O(allowed_senders=registered_users) without a registered user for the server's local
+    accounts' mail (O(local_sender), or O(auth_username) with SMTP AUTH), since the relay would refuse that mail.
   - The same rules, with the same names prefixed V(relay_), are the roles' variables.
 author: smarthost.relay maintainers (!UNKNOWN)
 options:
@@ -119,6 +121,16 @@ options:
       - Number of mail servers relaying through the service (for the throttles).
     type: int
     default: 1
+  local_sender:
+    description:
+      - The address that mail from the server's local accounts (root, cron, daemons, whose addresses name the host,
+        not one of O(domains)) is sent as. It must be in one of O(domains) unless O(allowed_senders=any_address).
+      - With O(allowed_senders=registered_users) it must be a registered user; without it, local accounts' mail is
+        sent as O(auth_username) when SMTP AUTH is on (a note says so), else masqueraded to the customer domain,
+        which the relay refuses unless that address is a registered user (a warning says so).
+      - With O(allowed_senders=domain_addresses) local accounts' mail is masqueraded to the customer domain
+        (C(root@host.example.net) leaves as C(root@example.com)) unless O(local_sender) is set.
+    type: str
   variable_prefix:
     description:
       - Name the settings in findings with this prefix, as the caller's variables are named (the roles pass
@@ -202,8 +214,18 @@ normalized:
         - Rules that turn relay replies meaning "later" into 4xx, so that an MTA defers instead of bouncing.
         - V(limits) for the daily sending limits (C(550 5.4.5), C(550 5.7.1 ... limit exceeded)), V(refusals) for refusals
           that mean this server is not set up right with the relay yet.
-        - Each rule is a V(pattern) for one reply line and a V(replacement), in Postfix regexp-table syntax.
+        - Each rule has V(cause), V(code), V(status), V(retry_code), V(retry_status), and a V(pattern) (POSIX
+          extended regular expression, matched ignoring case) with its V(replacement) in Postfix regexp-table syntax,
+          applied to the delivery status C(<enhanced status> <text>) whose text holds every line of the relay's
+          reply joined with spaces (Postfix's C(smtp_delivery_status_filter)).
       type: dict
+    local_senders:
+      description:
+        - How mail from the server's local accounts must leave so that the relay accepts it.
+        - V(rewrite) is V(masquerade) (keep the user, replace the host name with V(domain)), V(address) (send it as
+          V(address)) or V(null) (with O(allowed_senders=any_address) the relay takes any sender).
+      type: dict
+      sample: {"rewrite": "address", "address": "alerts@example.com", "domain": "example.com"}
   sample: {"host": "smtp-relay.gmail.com", "port": 587, "tls": "required", "tls_verify": true, "auth": true,
            "auth_password": "********", "identity": "auth"}
 findings:

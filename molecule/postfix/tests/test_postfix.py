@@ -4,13 +4,15 @@
 
 The tests run in file order and build on each other: the converge left every MTA on 587 + STARTTLS + SMTP AUTH;
 later tests re-run the role (ansible-playbook converge.yml -e ...) with the values another case needs. Debian 12
-carries every case; Debian 11 and 13 the converge, idempotence, 587 and 465 cases.
+carries every case; Debian 11 and 13 the converge, idempotence, 587, 465 and delivery-status-filter cases.
+The relay's refusals and limit replies are sent wrapped over several lines, as Google sends them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -28,6 +30,11 @@ RELAY_CONTAINER = "srt-postfix-relay"
 NETWORK = "srt-postfix"
 USER = "app@example.com"
 PASSWORD = "postfix-Relay-pw-7c1e"  # the stand-in's test user (molecule.yml, converge.yml)
+LOCAL_SENDER = "alerts@example.com"  # a second registered user of the stand-in (molecule.yml), never logs in
+STATUS_FILTER = "/etc/postfix/smarthost_delivery_status_filter"
+OLD_REPLY_FILTER = "/etc/postfix/smarthost_reply_filter"
+LOCAL_SENDERS_MAP = "/etc/postfix/smarthost_local_senders"
+MAIL_DIR = "/var/lib/relay-standin/mail"
 # Unique per run, so that finding one in a log can only mean this run leaked it.
 NEW_PASSWORD = "Check-mode-pw-" + uuid.uuid4().hex[:10]
 WRONG_PASSWORD = "Wrong-pw-" + uuid.uuid4().hex[:10]
@@ -106,6 +113,67 @@ def bounced_in_log(host, since):
                     "| grep 'status=bounced' | grep 'relay=relay.smarthost.test' || true" % since).stdout.strip()
 
 
+def delivery_log(host, since, recipient):
+    """Postfix's delivery attempts for ``recipient`` since ``since`` (mail log): dicts with dsn, status, text."""
+    out = host.run("journalctl --quiet --no-pager -o cat --since @%d SYSLOG_FACILITY=2 | grep -F %s || true"
+                   % (since, shlex.quote("to=<%s>" % recipient))).stdout
+    found = []
+    for line in out.splitlines():
+        match = re.search(r" dsn=(\S+), status=(\w+) \((.*)\)$", line)
+        if match:
+            found.append({"dsn": match.group(1), "status": match.group(2), "text": match.group(3)})
+    return found
+
+
+def wait_for_status(host, since, recipient, status, timeout=90):
+    """Wait until Postfix logged ``status`` (deferred, sent, bounced) for ``recipient``; the attempts so far."""
+    return wait_for(lambda: [a for a in delivery_log(host, since, recipient) if a["status"] == status] or None,
+                    timeout=timeout, what="status=%s for %s" % (status, recipient))
+
+
+def postfix_status_text(lines, stage="RCPT TO"):
+    """The delivery status Postfix hands smtp_delivery_status_filter for a relay reply of ``lines``: the
+    enhanced status code of the reply, then its text with every line joined by a space."""
+    status = re.match(r"^[2-5][0-9][0-9][ -]([2-5]\.[0-9]{1,3}\.[0-9]{1,3})", lines[-1]).group(1)
+    return "%s host relay.smarthost.test[10.89.0.2] said: %s (in reply to %s command)" % (
+        status, " ".join(lines), stage)
+
+
+# The relay's replies that must be deferred, laid out as Google lays them out: wrapped over several lines, each
+# with the code and enhanced status code, the distinctive words on any line (split over two, too), a session
+# token and "- gsmtp" on the last. (case, fault stage, reply lines)
+MULTI_LINE_REPLIES = [
+    ("user-daily", "rcpt", [
+        "550-5.4.5 Daily SMTP relay limit exceeded for user. For more information on",
+        "550-5.4.5 the relay's sending limits ask your administrator or read",
+        "550 5.4.5 https://support.google.com/a/answer/166852 x12-20020a05.37 - gsmtp"]),
+    ("customer-daily-first-line", "end_of_data", [
+        "550-5.7.1 Daily SMTP relay limit exceeded for customer. For more information on",
+        "550-5.7.1 the relay's sending limits ask your administrator or read",
+        "550 5.7.1 https://support.google.com/a/answer/166852 x12-20020a05.37 - gsmtp"]),
+    ("customer-daily-split", "rcpt", [
+        "550-5.7.1 The relay stopped this customer's mail: Daily SMTP relay limit exceeded for",
+        "550-5.7.1 customer. Ask your administrator;",
+        "550 5.7.1 https://support.google.com/a/answer/166852 q7-20020a05.11 - gsmtp"]),
+    ("customer-daily-last-line", "rcpt", [
+        "550-5.7.1 Ask your administrator about the relay's sending limits.",
+        "550 5.7.1 Daily SMTP relay limit exceeded for customer. k3-20020a05.9 - gsmtp"]),
+    ("relay-denied", "rcpt", [
+        "550-5.7.0 Mail relay denied [198.51.100.7]. Invalid credentials for relay for one of",
+        "550-5.7.0 the domains in: example.com (as obtained from HELO and MAIL FROM).",
+        "550 5.7.0 https://support.google.com/a/answer/6140680 x12-20020a05.37 - gsmtp"]),
+    ("invalid-credentials", "mail", [
+        "550-5.7.1 Invalid credentials for relay [198.51.100.7]. The sender's domain is not",
+        "550-5.7.1 one of the customer's domains.",
+        "550 5.7.1 https://support.google.com/a/answer/6140680 x12-20020a05.37 - gsmtp"]),
+    ("sending-denied", "mail", [
+        "550-5.7.0 Mail Sending denied. The sender is not a registered user of the",
+        "550 5.7.0 customer. https://support.google.com/a/answer/6140680 x12-20020a05.37 - gsmtp"]),
+    ("user-daily-one-line", "rcpt", [
+        "550 5.4.5 Daily SMTP relay limit exceeded for user. x12-20020a05.37 - gsmtp"]),
+]
+
+
 @pytest.fixture(scope="module")
 def relay():
     return relay_record.relay()
@@ -141,6 +209,11 @@ def test_converged_settings(host, relay):
         assert (f.user, f.group, f.mode) == ("root", "root", 0o600), path
     assert host.check_output("postconf -M relay-null/unix tlsproxy/unix").count("\n") == 1
     assert host.check_output("postconf -h relay-null_destination_recipient_limit") == "1"
+    # The relay's replies are filtered as whole delivery statuses, not line by line; with any_address the relay
+    # takes local accounts' senders as they are, so nothing rewrites them.
+    assert host.check_output("postconf -h smtp_delivery_status_filter") == "regexp:" + STATUS_FILTER
+    main = host.check_output("postconf -n")
+    assert "smtp_reply_filter" not in main and "smtp_generic_maps" not in main
     # A backup of main.cf was kept, and the converge's own test delivery reached the relay.
     assert host.run("ls /etc/postfix/main.cf.*~").rc == 0
     client_ip = host.interface("eth0").addresses[0]
@@ -203,33 +276,57 @@ def test_200_messages_reuse_a_handful_of_connections(relay):
     assert RESULTS["bulk"]["max_per_connection"] >= 5, RESULTS["bulk"]
 
 
-# --- limit replies -----------------------------------------------------------------------------------------
+# --- limit replies and refusals: multi-line, deferred, never bounced ---------------------------------------
 
-def test_limit_replies_are_deferred_and_retried_never_bounced(relay):
+@pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
+def test_delivery_status_filter_defers_every_multi_line_layout(host):
+    """postmap -q with the delivery status Postfix builds from each multi-line reply: a 4.X.X status, the text
+    kept; other 5xx replies (a wrong password, an unknown user) are left alone."""
+    version = host.check_output("postconf -h mail_version")
+    for case, stage, lines in MULTI_LINE_REPLIES:
+        query = postfix_status_text(lines, "end of DATA" if stage == "end_of_data" else "RCPT TO")
+        result = host.check_output("postmap -q %s regexp:%s" % (shlex.quote(query), STATUS_FILTER))
+        assert result == "4" + query[1:], (version, case, result)
+    for lines in (["535-5.7.8 Username and Password not accepted. For more information, go to",
+                   "535 5.7.8 https://support.google.com/mail/?p=BadCredentials x12 - gsmtp"],
+                  ["550-5.1.1 The email account that you tried to reach does not exist. Daily SMTP relay",
+                   "550 5.1.1 limit exceeded for customer x12 - gsmtp"]):
+        assert host.run("postmap -q %s regexp:%s" % (shlex.quote(postfix_status_text(lines)), STATUS_FILTER)).rc == 1
+    RESULTS.setdefault("status_filter", {})[host.backend.name] = {"postfix": version,
+                                                                  "layouts": len(MULTI_LINE_REPLIES)}
+
+
+def test_multi_line_limit_replies_and_refusals_are_deferred_never_bounced(relay):
+    """Each reply layout once, as the relay's answer at its stage: Postfix defers (dsn=4.X.X), nothing bounces,
+    and everything arrives once the relay takes mail again."""
     since = int(time.time()) - 1
-    standin(faults=[
-        {"stage": "rcpt", "reply": "550 5.4.5 Daily SMTP relay limit exceeded for user.", "times": 2},
-        {"stage": "rcpt", "reply": "550 5.7.1 Daily SMTP relay limit exceeded for customer.", "times": 1},
-    ])
-    ids = [mid("limit-%d" % n) for n in range(3)]
-    for message_id in ids:
-        send(DEB12, USER, ["limited@example.net"], message_id)
-
-    def deferred():
-        reasons = [m["recipients"][0].get("delay_reason", "") for m in queue(DEB12)]
-        return reasons if len([r for r in reasons if "limit exceeded" in r]) >= 3 else None
-
-    reasons = wait_for(deferred, timeout=90, what="three deferred limit replies")
-    assert any("4.4.5" in r for r in reasons) and any("4.7.1" in r for r in reasons), reasons
-    assert not bounced_in_log(DEB12, since)
+    cases = []
+    for case, stage, lines in MULTI_LINE_REPLIES:
+        standin(faults=[{"stage": stage, "reply": lines, "times": 1}])
+        recipient = "%s-%s@example.net" % (case, TAG)
+        message_id = mid(case)
+        send(DEB12, USER, [recipient], message_id)
+        [attempt] = wait_for_status(DEB12, since, recipient, "deferred")[:1]
+        assert attempt["dsn"] == "4" + lines[-1][5:9], (case, attempt)
+        assert "said: " + lines[0] in attempt["text"], (case, attempt)  # the relay's own words, first line on
+        refused = wait_for(lambda: [r for r in relay_record.transactions(relay)
+                                    if r.get("time", 0) >= since and (r.get("reply_lines") or [])[-1:] == lines[-1:]]
+                           or None, timeout=30, what="the relay's record of %s" % case)
+        assert len(refused[0]["reply_lines"]) == len(lines)  # sent as those lines, on the wire
+        cases.append({"case": case, "stage": stage, "lines": len(lines), "dsn": attempt["dsn"],
+                      "message_id": message_id, "recipient": recipient})
     standin(faults=[])
     flush(DEB12)
-    for message_id in ids:
-        arrived(relay, message_id)
+    for case in cases:
+        arrived(relay, case["message_id"])
     wait_for(lambda: not queue(DEB12), timeout=60, what="an empty queue")
-    assert not bounced_in_log(DEB12, since)
+    bounced = bounced_in_log(DEB12, since)
+    assert not bounced, bounced
     # No non-delivery report went out either.
     assert not [r for r in relay_record.transactions(relay, sender="") if r.get("time", 0) >= since]
+    RESULTS["multi_line_replies"] = {
+        "cases": [{k: v for k, v in case.items() if k not in ("message_id", "recipient")} for case in cases],
+        "deferred": len(cases), "bounced": len(bounced.splitlines()), "delivered_after_recovery": len(cases)}
 
 
 # --- certificate verification ------------------------------------------------------------------------------
@@ -322,15 +419,39 @@ def test_wrong_helo_is_refused_and_mail_stays_queued(relay):
                        if len(relay_record.transactions(relay, helo="mta.wrong.test", verdict="refused")) >= 2
                        else None, timeout=90, what="two refusals at the relay")
     assert {r["code"] for r in refused} == {550}
-    held = wait_for(lambda: [m for m in queue(DEB12) if m["recipients"][0].get("delay_reason")]
-                    if len([m for m in queue(DEB12) if m["recipients"][0].get("delay_reason")]) >= 2 else None,
-                    timeout=60, what="both messages deferred")
-    assert all("4.7.1" in m["recipients"][0]["delay_reason"] for m in held), held
+    for recipient in ("friend@example.net",):
+        attempts = wait_for(lambda: [a for a in delivery_log(DEB12, since, recipient) if a["status"] == "deferred"]
+                            if len([a for a in delivery_log(DEB12, since, recipient)
+                                    if a["status"] == "deferred"]) >= 2 else None,
+                            timeout=60, what="both messages deferred")
+        assert {a["dsn"] for a in attempts} == {"4.7.1"}, attempts
+    assert len([m for m in queue(DEB12) if m["recipients"][0].get("delay_reason")]) >= 2
     assert not bounced_in_log(DEB12, since)
     DEB12.check_output("postconf -e smtp_helo_name=%s && postfix reload" % HELO)
     flush(DEB12)
     for message_id in ids:
         arrived(relay, message_id)
+
+
+# --- upgrade: the per-line smtp_reply_filter of earlier versions goes ----------------------------------------
+
+def test_upgrade_removes_the_old_reply_filter_and_stays_idempotent(subnet):
+    """A host converged by an earlier version of the role (smtp_reply_filter and its table, with a backup of the
+    table): the next run releases the setting and removes the files; the run after that changes nothing."""
+    old_rules = "/^(550[ -]5\\.4\\.5 .*)$/ 450 4.4.5 $1\n"
+    DEB12.check_output("printf %%s %s > %s && cp %s %s.1234.2026-01-01@00:00:00~ && postconf -e smtp_reply_filter=regexp:%s"
+                       " && postfix reload" % (shlex.quote(old_rules), OLD_REPLY_FILTER, OLD_REPLY_FILTER,
+                                               OLD_REPLY_FILTER, OLD_REPLY_FILTER))
+    first = run_role(phase_25(subnet))
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert recap(first)["changed"] > 0
+    assert "smtp_reply_filter" not in DEB12.check_output("postconf -n")
+    assert not DEB12.run("ls %s*" % OLD_REPLY_FILTER).stdout.strip()
+    assert DEB12.check_output("postconf -h smtp_delivery_status_filter") == "regexp:" + STATUS_FILTER
+    second = run_role(phase_25(subnet))
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap(second)["changed"] == 0, second.stdout[-4000:]
+    RESULTS["upgrade"] = {"first_run_changed": recap(first)["changed"], "second_run_changed": recap(second)["changed"]}
 
 
 # --- rollback ----------------------------------------------------------------------------------------------
@@ -372,6 +493,115 @@ def test_rollback_when_the_relay_refuses_the_test_delivery(relay):
     send(DEB12, USER, ["someone@example.net"], message_id)
     [record] = arrived(relay, message_id)
     assert record["port"] == 25 and record["auth_user"] is None
+
+
+# --- local accounts' mail (root, cron, daemons) -----------------------------------------------------------
+
+def send_as_local_account(host, user, message_id, recipient, envelope=None):
+    """Mail as a local account sends it: ``sendmail -t`` as ``user`` without a From header (cron's way: Postfix
+    adds From and the envelope sender user@$myorigin), or with the daemon's own envelope/From address."""
+    headers = "To: %s\nSubject: local %s\nMessage-ID: %s\n" % (recipient, user, message_id)
+    if envelope:
+        headers = "From: %s\n" % envelope + headers
+    body = headers + "\noutput of a job run by %s\n" % user
+    sendmail = "/usr/sbin/sendmail -t -i" + (" -f %s" % shlex.quote(envelope) if envelope else "")
+    run_as = "" if user == "root" else "setpriv --reuid=%s --regid=%s --init-groups " % (user, user)
+    result = host.run("printf %%s %s | %s%s" % (shlex.quote(body), run_as, sendmail))
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+def relayed_headers(relay, record):
+    """The header section of a message as the relay received it (the stand-in's mail_dir)."""
+    text = relay.check_output("cat %s/%s.%d.eml" % (MAIL_DIR, record["connection"], record["seq"]))
+    return text.replace("\r\n", "\n").split("\n\n", 1)[0]
+
+
+def local_account_mail(relay, label):
+    """root's cron-style mail, a daemon's (www-data, plain and with its own host.localdomain address), a
+    customer-domain sender and a null-sender message; return what the relay recorded for each."""
+    sent = {
+        "root": ("root", None),
+        "www-data": ("www-data", None),
+        "www-data-own-address": ("www-data", "www-data@host.localdomain"),
+    }
+    ids = {}
+    for name, (user, envelope) in sent.items():
+        ids[name] = mid("%s-%s" % (label, name))
+        send_as_local_account(DEB12, user, ids[name], "ops@example.net", envelope)
+    ids["customer"] = mid("%s-customer" % label)
+    send(DEB12, USER, ["ops@example.net"], ids["customer"])
+    ids["null"] = mid("%s-null" % label)
+    send(DEB12, "", ["ops@example.net"], ids["null"])
+    return {name: arrived(relay, message_id)[0] for name, message_id in ids.items()}
+
+
+@pytest.fixture(scope="module")
+def local_sender_phase(subnet):
+    """25 + HELO in the customer's domain, as the rollback tests left it, now with a relay that takes only the
+    customer's domains; the stand-in keeps each message so that its headers can be read."""
+    standin(allowed_senders="domain_addresses", mail_dir=MAIL_DIR)
+    yield dict(phase_25(subnet), relay_allowed_senders="domain_addresses", relay_foreign_senders=False)
+    standin(allowed_senders="any_address", mail_dir=None)
+
+
+def test_local_accounts_mail_is_masqueraded_to_the_customer_domain(relay, local_sender_phase):
+    result = run_role(local_sender_phase)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert DEB12.check_output("postconf -h smtp_generic_maps") == "regexp:" + LOCAL_SENDERS_MAP
+    origin = DEB12.check_output("postconf -xh myorigin")
+    origin = DEB12.check_output("head -n 1 %s" % origin) if origin.startswith("/") else origin
+    found = local_account_mail(relay, "masq")
+    assert {name: r["sender"] for name, r in found.items()} == {
+        "root": "root@example.com", "www-data": "www-data@example.com",
+        "www-data-own-address": "www-data@example.com", "customer": USER, "null": ""}
+    assert all(r["sender_rewritten"] in (None, r["sender"]) for name, r in found.items() if name != "null")
+    # Header addresses leave masqueraded too (cron's From, added by Postfix as root@$myorigin).
+    assert re.search(r"(?m)^From: .*root@example\.com", relayed_headers(relay, found["root"]))
+    assert "@" + origin not in relayed_headers(relay, found["root"])
+    RESULTS["local_senders_domain_addresses"] = {"myorigin": origin,
+                                                 "senders": {n: r["sender"] for n, r in found.items()}}
+
+
+def test_registered_users_without_local_sender_warns_before_the_host_is_touched(local_sender_phase):
+    before = sha(DEB12, *(MAIN_FILES + (LOCAL_SENDERS_MAP,)))
+    result = run_role(dict(local_sender_phase, relay_allowed_senders="registered_users"), check=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "relay_local_sender [local-sender-missing]" in text(result), text(result)[-3000:]
+    assert sha(DEB12, *(MAIN_FILES + (LOCAL_SENDERS_MAP,))) == before
+
+
+def test_local_accounts_mail_is_sent_as_the_registered_local_sender(relay, local_sender_phase):
+    standin(allowed_senders="registered_users")
+    result = run_role(dict(local_sender_phase, relay_allowed_senders="registered_users",
+                           relay_local_sender=LOCAL_SENDER))
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "local-sender-missing" not in text(result)
+    found = local_account_mail(relay, "registered")
+    assert {name: r["sender"] for name, r in found.items()} == {
+        "root": LOCAL_SENDER, "www-data": LOCAL_SENDER, "www-data-own-address": LOCAL_SENDER,
+        "customer": USER, "null": ""}
+    RESULTS["local_senders_registered_users"] = {n: r["sender"] for n, r in found.items()}
+
+
+def test_rewrite_off_leaves_local_senders_alone(relay, local_sender_phase):
+    """postfix_rewrite_local_senders: false takes the table out of main.cf; root's mail then leaves as
+    root@<host>, which the relay refuses (and Postfix defers)."""
+    since = int(time.time()) - 1
+    standin(allowed_senders="domain_addresses")
+    result = run_role(dict(local_sender_phase, postfix_rewrite_local_senders=False))
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "smtp_generic_maps" not in DEB12.check_output("postconf -n")
+    recipient = "unmasked-%s@example.net" % TAG
+    send_as_local_account(DEB12, "root", mid("unmasked"), recipient)
+    [attempt] = wait_for_status(DEB12, since, recipient, "deferred")[:1]
+    assert attempt["dsn"].startswith("4."), attempt
+    assert not bounced_in_log(DEB12, since)
+    # Back on: the deferred message leaves masqueraded.
+    result = run_role(local_sender_phase)
+    assert result.returncode == 0, result.stdout[-4000:]
+    flush(DEB12)
+    wait_for_status(DEB12, since, recipient, "sent")
+    wait_for(lambda: not queue(DEB12), timeout=60, what="an empty queue")
 
 
 # --- secrets -----------------------------------------------------------------------------------------------

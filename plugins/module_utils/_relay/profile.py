@@ -29,7 +29,7 @@ from .replies import retry_rules
 PROFILE_KEYS = (
     "host", "port", "tls", "tls_verify", "tls_ca_file", "auth", "auth_username", "auth_password",
     "allowed_senders", "domains", "helo_name", "foreign_senders", "null_sender", "allowlist",
-    "egress_addresses", "licenses", "paid", "servers",
+    "egress_addresses", "licenses", "paid", "servers", "local_sender",
 )
 
 # rule id -> what it enforces (the service document is the source of each).
@@ -66,6 +66,11 @@ RULES = {
     "foreign-senders-need-any-address": "senders outside your domains are only accepted with Any addresses",
     "sender-rewrite": "a foreign envelope sender is rewritten to postmaster@your domain (note)",
     "null-sender-single-recipient": "null-sender mail must have one RCPT TO per transaction (note)",
+    "local-sender-address": "local_sender is an address in one of your domains (the relay refuses others)",
+    "local-sender-missing": "registered_users refuses local accounts' mail (root, cron, daemons) unless it is "
+                            "sent as a registered user: local_sender, or SMTP AUTH's user (warning)",
+    "local-sender-auth-user": "without local_sender, registered_users mode sends local accounts' mail as the "
+                              "SMTP AUTH user (note)",
     "allowlist-or-auth": "with neither an IP allowlist nor SMTP AUTH the relay accepts nothing",
     "allowlist-syntax": "allowlist entries are IPv4/IPv6 addresses or CIDR ranges",
     "allowlist-host-bits": "a CIDR range starts at its network address",
@@ -391,6 +396,8 @@ def check_profile(profile):
                "recipients per 24 h" % (auth_username, "{:,}".format(C.USER_DAILY_MESSAGES),
                                         "{:,}".format(C.USER_DAILY_UNIQUE_RECIPIENTS)),
                "spread heavy senders over several users or rely on the IP allowlist", "note")
+    local_senders = _local_senders(ck, senders, domains, customer_domain,
+                                   auth_username if auth_identifies else None)
 
     # --- allowlist ------------------------------------------------------------
     entries = ck.strlist("allowlist")
@@ -461,6 +468,7 @@ def check_profile(profile):
         "licenses": licenses,
         "paid": paid,
         "servers": servers,
+        "local_sender": local_senders["address"] if local_senders["source"] == "local_sender" else None,
         # derived
         "identity": identity,
         "customer_domain": customer_domain,
@@ -470,6 +478,7 @@ def check_profile(profile):
         "limits": limits,
         "throttles": throttles,
         "retry_replies": retry_rules(),
+        "local_senders": {key: local_senders[key] for key in ("rewrite", "domain", "address")},
     }
     report = ProfileReport(_mask_all(normalized, secret))
     for f in ck.findings:
@@ -477,6 +486,50 @@ def check_profile(profile):
         f.fix = _mask(f.fix, secret)
         {"error": report.errors, "warning": report.warnings, "note": report.notes}[f.severity].append(f)
     return report
+
+
+def _local_senders(ck, senders, domains, customer_domain, auth_user):
+    """How mail from the server's local accounts (root, cron, daemons: ``user@<host name>``, which is in none
+    of the customer's domains) must leave so that the relay accepts it: ``rewrite`` is ``"masquerade"`` (keep
+    the user, put ``domain`` in place of the host name), ``"address"`` (send it as ``address``, a registered
+    user) or None (the relay takes any sender: ``any_address``). ``source`` says where ``address`` came from."""
+    given = ck.string("local_sender")
+    address = None
+    if given is not None:
+        local, _at, domain = given.rpartition("@")
+        if not local or not is_fqdn(domain) or re.search(r"[\s<>@,;]", local):
+            ck.add("local_sender", "local-sender-address",
+                   "local_sender %r is not an address (user@domain)" % given,
+                   "set local_sender: alerts@%s (a registered user's address)"
+                   % (domains[0] if domains else "example.com"))
+        elif senders != C.SENDERS_ANY and domains and not domain_matches(domain, domains):
+            ck.add("local_sender", "local-sender-address",
+                   "local_sender %s is not in one of domains (%s), so the relay would refuse local accounts' "
+                   "mail sent as it (allowed_senders is %s)" % (given, ", ".join(domains), senders),
+                   "set local_sender: to a registered user's address in %s" % domains[0])
+        else:
+            address = "%s@%s" % (local, normalize_domain(domain))
+    if address:
+        return {"rewrite": "address", "address": address, "domain": address.rpartition("@")[2],
+                "source": "local_sender"}
+    if senders == C.SENDERS_ANY:
+        return {"rewrite": None, "address": None, "domain": None, "source": None}
+    if senders == C.SENDERS_REGISTERED and auth_user and "@" in auth_user \
+            and domain_matches(auth_user.rpartition("@")[2], domains):
+        ck.add("local_sender", "local-sender-auth-user",
+               "allowed_senders is registered_users and local_sender is not set: mail from local accounts "
+               "(root, cron, daemons) is sent as the SMTP AUTH user %s, a registered user" % auth_user,
+               "set local_sender: to send it as another registered user", "note")
+        return {"rewrite": "address", "address": auth_user, "domain": auth_user.rpartition("@")[2],
+                "source": "auth_username"}
+    if senders == C.SENDERS_REGISTERED and given is None:
+        ck.add("local_sender", "local-sender-missing",
+               "allowed_senders is registered_users but local_sender is not set: mail from local accounts (root, "
+               "cron, daemons) can only be masqueraded as <user>@%s, which the relay refuses unless that address "
+               "is a registered user, so such mail stays queued" % (customer_domain or "[your domain]"),
+               "set local_sender: alerts@%s (a registered user's address), or auth: true (local mail is then "
+               "sent as the SMTP AUTH user)" % (customer_domain or "example.com"), "warning")
+    return {"rewrite": "masquerade", "address": None, "domain": customer_domain, "source": None}
 
 
 def _mask_all(value, secret):
