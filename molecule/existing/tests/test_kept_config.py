@@ -20,7 +20,8 @@ POSTFIX_OWNED = {
     "smtp_sasl_auth_enable", "smtp_sasl_password_maps", "smtp_sasl_security_options",
     "smtp_sasl_tls_security_options", "smtp_sasl_mechanism_filter", "sender_dependent_default_transport_maps",
     "relay-null_destination_recipient_limit", "smtp_connection_cache_destinations",
-    "smtp_connection_cache_time_limit", "smtp_tls_connection_reuse", "smtp_reply_filter",
+    "smtp_connection_cache_time_limit", "smtp_tls_connection_reuse", "smtp_delivery_status_filter",
+    "smtp_generic_maps",
 }
 POSTFIX_OWNED_SERVICES = {"relay-null/unix", "tlsproxy/unix"}
 INCLUDE_LINE = "include(`/etc/mail/smarthost-relay.m4')dnl # smarthost.relay.sendmail"
