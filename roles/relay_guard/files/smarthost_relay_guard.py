@@ -12,7 +12,10 @@ EHLO name left behind (checked with RSET first), or a new one. Commands go to th
 (the rule engine's, matched on the whole reply) reaches the MTA with every line turned into the rule's
 4xx, so that a 550 the relay means as "try again tomorrow" (Google's daily sending limits) makes the MTA
 defer and retry instead of bouncing. The MTA's QUIT ends its session, not the relay connection: that
-goes back to the pool for the next session (qmail-remote opens one session per message).
+goes back to the pool for the next session (qmail-remote opens one session per message). With
+``local_senders`` configured, a MAIL FROM address of a local account (root@<this host>, www-data@localhost)
+goes to the relay as an address the relay accepts: the same user at the customer's domain, or one
+registered sender; the null sender and every other address pass unchanged.
 
     python3 smarthost_relay_guard.py --config /etc/smarthost-relay-guard/guard.json
     python3 smarthost_relay_guard.py --check --config /etc/smarthost-relay-guard/guard.json
@@ -50,7 +53,7 @@ DEFAULT_TIMEOUTS = {"connect": 30, "reply": 300}
 # The pool of relay connections; see validate_config and docs/relay_guard.md.
 DEFAULT_POOL = {"max_connections": 4, "max_idle": 4, "idle_timeout": 60, "max_messages": 0, "max_age": 3600,
                 "wait": 120}
-TOP_KEYS = ("listen", "relay", "auth", "rewrites", "timeouts", "pool", "user")
+TOP_KEYS = ("listen", "relay", "auth", "rewrites", "timeouts", "pool", "local_senders", "user")
 LISTEN_KEYS = ("address", "port")
 RELAY_KEYS = ("host", "port", "tls", "verify", "ca_file", "address")
 AUTH_KEYS = ("username", "password")
@@ -58,6 +61,9 @@ AUTH_KEYS = ("username", "password")
 # retry_code and retry_status; cause names it in the log; code and replacement (Postfix's) are checked only.
 RULE_KEYS = ("cause", "code", "status", "retry_code", "retry_status", "pattern", "replacement")
 RULE_REQUIRED = ("pattern", "status", "retry_code", "retry_status")
+# Senders of local accounts (see _local_senders): whose addresses count as local, and what they become.
+LOCAL_SENDER_KEYS = ("domains", "rewrite_to", "domain", "address")
+LOCAL_REWRITES = ("domain", "address")
 # STARTTLS and AUTH are the guard's business with the relay; CHUNKING (BDAT) and BINARYMIME (needs BDAT) carry
 # message data the guard could not tell from commands.
 HIDDEN_CAPABILITIES = ("STARTTLS", "AUTH", "CHUNKING", "BINARYMIME")
@@ -81,6 +87,9 @@ REPLY_LINE = re.compile(r"^[1-5][0-9][0-9](?:[ -]|$)")
 REPLY_STATUS = re.compile(r"^[2-5][0-9]{2}[ -]([2-5]\.[0-9]{1,3}\.[0-9]{1,3})")
 RULE_STATUS = re.compile(r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$")
 RETRY_STATUS = re.compile(r"^4\.[0-9]{1,3}\.[0-9]{1,3}$")
+# MAIL FROM:<path> [parameters], or a bare path (not RFC 5321, but some clients send it).
+MAIL_FROM = re.compile(r"^\s*MAIL\s+FROM:\s*(<[^>]*>|[^\s<>]*)(.*)$", re.IGNORECASE | re.DOTALL)
+LOCAL_PART_BAD = re.compile(r"[\s<>@,;\"]")
 
 
 class ConfigError(ValueError):
@@ -229,6 +238,104 @@ def _pool(value):
     return pool
 
 
+def _local_name(value, key):
+    """A local name as the configuration gives it: a host name (matches itself), or ``.name`` (matches every name
+    below ``name``, not ``name`` itself, as in qmail's smtproutes); lower case, without a trailing dot."""
+    name = _text(value, key).strip().lower()
+    below = name.startswith(".")
+    bare = name[1:] if below else name
+    if bare.endswith("."):
+        bare = bare[:-1]
+    if not bare or not HOSTNAME.match(bare):
+        raise ConfigError("%s: must be a host name (mx1.example.com, localhost) or .domain for every name below it "
+                          "(.localdomain), got %r" % (key, value))
+    return "." + bare if below else bare
+
+
+def _customer_domain(value, key):
+    domain = _text(value, key).strip().lower().rstrip(".")
+    if "." not in domain or not HOSTNAME.match(domain):
+        raise ConfigError("%s: must be the customer's domain (a domain name such as example.com), got %r"
+                          % (key, value))
+    return domain
+
+
+def _local_senders(value):
+    """How MAIL FROM addresses of local accounts are rewritten, or None (no rewriting).
+
+    ``domains``: the names that make a sender local (the host's FQDN and short name, localhost ...; ``.name`` for
+    every name below ``name``); a sender without a domain is local too. ``rewrite_to``: ``domain`` (the same user
+    at ``domain``, the customer's domain) or ``address`` (``address``, one registered sender). The null sender and
+    every other address are never rewritten, so the target must not be local itself."""
+    if value is None:
+        return None
+    _mapping(value, "local_senders", LOCAL_SENDER_KEYS, required=("domains", "rewrite_to"))
+    rewrite_to = value["rewrite_to"]
+    if rewrite_to not in LOCAL_REWRITES:
+        raise ConfigError('local_senders.rewrite_to: must be "domain" (the same user at local_senders.domain) or '
+                          '"address" (local_senders.address, one registered sender), got %r' % (rewrite_to,))
+    domains = value["domains"]
+    if not isinstance(domains, list) or not domains:
+        raise ConfigError("local_senders.domains: must be a non-empty list of the host's names (its FQDN, short name, "
+                          "localhost ...), got %s" % (_kind(domains) if not isinstance(domains, list) else "[]"))
+    names = []
+    for index, item in enumerate(domains):
+        name = _local_name(item, "local_senders.domains[%d]" % index)
+        if name not in names:
+            names.append(name)
+    other = "address" if rewrite_to == "domain" else "domain"
+    if value.get(other) is not None:
+        raise ConfigError('local_senders.%s: only used with rewrite_to "%s" (rewrite_to is "%s")'
+                          % (other, other, rewrite_to))
+    if value.get(rewrite_to) is None:
+        raise ConfigError('local_senders.%s: missing; rewrite_to "%s" needs %s' % (
+            rewrite_to, rewrite_to, "the customer's domain" if rewrite_to == "domain"
+            else "the registered sender's address (user@domain)"))
+    config = {"domains": names, "rewrite_to": rewrite_to, "domain": None, "address": None}
+    if rewrite_to == "domain":
+        config["domain"] = target = _customer_domain(value["domain"], "local_senders.domain")
+    else:
+        address = _text(value["address"], "local_senders.address").strip()
+        local, _at, domain = address.rpartition("@")
+        if not local or LOCAL_PART_BAD.search(local):
+            raise ConfigError("local_senders.address: must be one address, user@domain, of a registered user, got %r"
+                              % (value["address"],))
+        target = _customer_domain(domain, "local_senders.address")
+        config["address"] = "%s@%s" % (local, target)
+    if is_local_domain(target, names):
+        raise ConfigError("local_senders.%s: %s is one of local_senders.domains, so the rewritten sender would be a "
+                          "local one too; list the host's own names there, never the customer's domain"
+                          % (rewrite_to, target))
+    return config
+
+
+def is_local_domain(domain, names):
+    """Whether the sender domain ``domain`` is one of the local ``names`` (see _local_name)."""
+    domain = domain.strip().lower().rstrip(".")
+    for name in names:
+        if name.startswith(".") and domain.endswith(name) or domain == name:
+            return True
+    return False
+
+
+def local_sender_rewrite(sender, local):
+    """The address a MAIL FROM ``sender`` (without angle brackets) goes to the relay as, or None when it stays:
+    the null sender, and every address whose domain is not local, stay as they are."""
+    if local is None or not sender:
+        return None
+    path = sender
+    if path.startswith("@") and ":" in path:
+        path = path.split(":", 1)[1]  # a source route (RFC 5321 C): the address is what follows it
+    user, at, domain = path.rpartition("@")
+    if not at:
+        user, domain = path, ""  # no domain at all: a local account's name
+    if not user or (domain and not is_local_domain(domain, local["domains"])):
+        return None
+    if local["rewrite_to"] == "address":
+        return local["address"]
+    return "%s@%s" % (user, local["domain"])
+
+
 def _user(value):
     if value is None:
         return None
@@ -250,6 +357,7 @@ def validate_config(data):
             "rewrites": [dict(rule) for rule in rewrites],
             "timeouts": _timeouts(data.get("timeouts")),
             "pool": _pool(data.get("pool")),
+            "local_senders": _local_senders(data.get("local_senders")),
             "user": _user(data.get("user"))}
 
 
@@ -1395,6 +1503,7 @@ class Session:
             line = encode("EHLO " + self.name)
         elif kind == "mail":
             self.conn.messages += 1
+            line = self.guard.local_sender_line(line, self.log)
         elif kind == "data":
             self.awaiting_data_reply = True
         self.expected.append((RELAY, kind))
@@ -1645,6 +1754,23 @@ class Guard:
             with self._lock:
                 self._clients.discard(client)
 
+    def local_sender_line(self, line, log):
+        """The MAIL command ``line`` (bytes, without its line end) as the relay gets it: with a local account's
+        sender rewritten (logged, original -> new), else unchanged."""
+        local = self.config["local_senders"]
+        if local is None:
+            return line
+        match = MAIL_FROM.match(decode(line))
+        if match is None:
+            return line  # the relay answers a malformed MAIL itself
+        path, parameters = match.group(1), match.group(2)
+        sender = path[1:-1] if path.startswith("<") else path
+        new = local_sender_rewrite(sender.strip(), local)
+        if new is None:
+            return line
+        log("local sender rewritten (%s): %s -> %s", local["rewrite_to"], sender.strip(), new)
+        return encode("MAIL FROM:<%s>%s" % (new, parameters))
+
     def relay_lines_for_client(self, lines, log):
         """Relay reply lines after the retry rules; a rewrite is logged with the original lines."""
         rule = matching_rule(lines, self.rewrites)
@@ -1720,6 +1846,10 @@ def main(argv=None):
              "%s s idle timeout)", _format_address(guard.server_address), relay["host"], relay["port"], relay["tls"],
              "" if relay["verify"] or relay["tls"] in ("none", "opportunistic") else ", not verified",
              len(guard.rewrites), pool["max_connections"], pool["max_idle"], pool["idle_timeout"])
+    local = config["local_senders"]
+    if local is not None:
+        LOG.info("senders at %s are sent as %s", ", ".join(local["domains"]),
+                 local["address"] if local["rewrite_to"] == "address" else "<user>@" + local["domain"])
     signal.signal(signal.SIGTERM, _terminate)
     try:
         guard.serve_forever()

@@ -29,14 +29,49 @@ def role_defaults():
         return yaml.safe_load(handle)
 
 
+# A module beside the playbook (ansible-playbook finds it in library/): returns the facts it is given, so that a
+# plan sees a host's names (ansible_facts['fqdn'], ['hostname']) without gathering the test machine's own.
+FACTS_MODULE = """#!/usr/bin/python
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}}, supports_check_mode=True)
+    module.exit_json(changed=False, ansible_facts=module.params["facts"])
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def role_vars_of(role, tasks_file, task_name):
+    """The ``vars`` a task of ``roles/<role>/tasks/<tasks_file>`` passes (an include_role's, say), as written."""
+    with open(os.path.join(ROOT, "roles", role, "tasks", tasks_file)) as handle:
+        tasks = yaml.safe_load(handle)
+    found = []
+
+    def walk(items):
+        for task in items:
+            if task.get("name") == task_name:
+                found.append(task.get("vars", {}))
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key, []))
+    walk(tasks)
+    assert len(found) == 1, "%s: %d tasks named %r" % (tasks_file, len(found), task_name)
+    return found[0]
+
+
 def make_runner(tmp_path):
     """``run(playbook: list, inventory: dict, check=False) -> CompletedProcess`` (stdout and stderr together),
-    working in ``tmp_path``."""
+    working in ``tmp_path``; the playbook may call ``qmail_test_facts: {facts: {...}}`` (see FACTS_MODULE)."""
     if ansible_playbook() is None:
         pytest.skip("ansible-playbook not installed")
     collections = tmp_path / "collections" / "ansible_collections" / "smarthost"
     collections.mkdir(parents=True)
     os.symlink(ROOT, str(collections / "relay"))
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "qmail_test_facts.py").write_text(FACTS_MODULE)
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"),

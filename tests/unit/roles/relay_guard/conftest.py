@@ -13,6 +13,7 @@
   the certificate check), TLS required and verified against the test CA, AUTH as alice, Google's
   daily-limit rules, the pool's defaults; ``changes`` replace top-level keys, ``relay``/``auth``/``pool``
   keys are merged (without a stand-in, ``relay={"port": ...}`` is needed).
+* ``make_guard_config(standin=None, **changes)``: that configuration, without starting a guard.
 * ``limit_rewrites``: Google's daily-limit rules; ``wrong_password``: a password the stand-in refuses.
 * the relay stand-in's fixtures (relay_pki, relay_standin_factory, relay_standin, relay_client).
 """
@@ -118,6 +119,14 @@ def guard_config(standin, relay_pki, **changes):
             config[key] = {**config.get(key, {}), **changes.pop(key)}
     config.update(changes)
     return config
+
+
+@pytest.fixture
+def make_guard_config(relay_pki):  # pylint: disable=redefined-outer-name
+    """``make_guard_config(standin=None, **changes)``: the configuration ``start_guard`` would start a guard with."""
+    def make(standin=None, **changes):
+        return guard_config(standin, relay_pki, **changes)
+    return make
 
 
 @pytest.fixture
