@@ -37,6 +37,9 @@ WRONG_PASSWORD = "Wrong-pw-" + uuid.uuid4().hex[:10]
 HELO = "mail.example.com"
 TAG = uuid.uuid4().hex[:8]
 CF_FILES = ("/etc/mail/sendmail.cf", "/etc/mail/sendmail.mc", "/etc/mail/smarthost-relay.m4")
+GENERICS = "/etc/mail/smarthost-relay-genericstable"
+MAIL_DIR = "/var/lib/relay-standin/mail"  # the stand-in keeps accepted messages here (molecule.yml)
+LOCAL_SENDER = "cron@example.com"  # a registered user of the stand-in (molecule.yml), never logged in as
 RESULTS = {}
 HELD = []  # Message-ID of the mail held back by the impostor certificate
 
@@ -87,6 +90,56 @@ def send(host, sender, recipients, message_id, subject="test"):
         shlex.quote(body), sender_args, " ".join(shlex.quote(r) for r in recipients))
     result = host.run(cmd)
     assert result.rc == 0, result.stdout + result.stderr
+
+
+def submit(host, message_id, user="root", args=""):
+    """A message as a local account sends it: no From header and no -f (unless ``args`` has one), recipients
+    from the To: header (sendmail -t, as cron does), run as ``user``."""
+    body = "To: ops@example.net\nSubject: local sender\nMessage-ID: %s\n\nsmarthost.relay local sender\n" % message_id
+    cmd = "printf %%s %s | /usr/sbin/sendmail -i -t %s" % (shlex.quote(body), args)
+    if user != "root":
+        cmd = "su -s /bin/sh -c %s %s" % (shlex.quote(cmd), user)
+    result = host.run(cmd)
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+def header_from(relay, record):
+    """The From header of a message as the relay received it."""
+    text = relay.check_output("cat %s/%s.%d.eml" % (MAIL_DIR, record["connection"], record["seq"]))
+    match = re.search(r"^From:[ \t]*(.*)$", text, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).strip() if match else None
+
+
+def local_senders_arrive(relay, expected):
+    """Mail from local accounts on "auth" (root's cron-style mail, a daemon's, a daemon's with -f user@<this host>,
+    root's straight to the daemon with a bare sender) and a null-sender message: each must arrive accepted, with
+    the envelope sender ``expected(local user)`` (and that address in the From header), the null sender as it was,
+    and no transaction of "auth" refused meanwhile."""
+    fqdn = AUTH.check_output("hostname -f")
+    cases = {"root, cron-style (sendmail -t)": ("root", "", "root"),
+             "www-data (sendmail -t)": ("www-data", "", "www-data"),
+             "a daemon with -f www-data@<host>": ("root", "-f www-data@%s" % fqdn, "www-data"),
+             "root straight to the daemon (-Am, bare sender)": ("root", "-Am -odq", "root")}
+    since = time.time() - 1
+    ids = {label: mid("local") for label in cases}
+    for label, (user, args, dummy) in cases.items():
+        submit(AUTH, ids[label], user, args)
+    null_id = mid("local-null")
+    send(AUTH, "", ["ops@example.net"], null_id)
+    seen = {}
+    for label, (dummy, dummy2, local) in cases.items():
+        [record] = arrived(relay, ids[label])
+        seen[label] = {"sender": record["sender"], "header_from": header_from(relay, record),
+                       "sender_rewritten_by_relay": record.get("sender_rewritten")}
+        assert record["sender"] == expected(local), (label, seen[label])
+        assert expected(local) in (seen[label]["header_from"] or ""), (label, seen[label])
+    [null] = arrived(relay, null_id)
+    assert null["sender"] == "" and null["recipients"] == ["ops@example.net"]
+    seen["null sender"] = {"sender": null["sender"]}
+    refused = [r for r in relay_record.transactions(relay, client_ip=client_ip(AUTH))
+               if r.get("time", 0) >= since and r.get("verdict") != "accepted"]
+    assert not refused, refused
+    return seen
 
 
 QUEUE_LINE = re.compile(r"^([0-9A-Za-z]{14})[*X-]?\s")
@@ -162,6 +215,8 @@ def test_converged_sendmail_cf(host):
         assert "SLocal_tls_server" in cf and "<VERIFY + CN:relay.smarthost.test>" in cf
         assert "Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo" in cf
         assert "\nDMexample.com\n" in cf  # masquerading: relay_allowed_senders is domain_addresses
+        assert "FEATURE(`masquerade_envelope')" in host.file("/etc/mail/smarthost-relay.m4").content_string
+        assert "Kgenerics" not in cf and not host.file(GENERICS).exists  # no mapping to one address
         for path, mode in (("/etc/mail/smarthost-relay", 0o700), ("/etc/mail/smarthost-relay/authinfo", 0o600),
                            ("/etc/mail/smarthost-relay/authinfo.db", 0o600)):
             f = host.file(path)
@@ -202,11 +257,14 @@ def test_587_starttls_auth_verified(relay):
     assert "AUTH=" in json.dumps(record["sender_params"])  # Sendmail adds AUTH=<> once authenticated
 
 
-def test_local_sender_is_masqueraded(relay):
-    message_id = mid("root")
-    send(AUTH, None, ["someone@example.net"], message_id)  # root@mta-auth.corp.test
-    [record] = arrived(relay, message_id)
-    assert record["sender"] == "root@example.com", record["sender"]
+def test_local_senders_masqueraded_for_domain_addresses(relay):
+    """relay_allowed_senders domain_addresses (the default; "auth" as converged): the stand-in refuses every sender
+    outside example.com meanwhile, and local accounts' mail arrives as <user>@example.com."""
+    standin(allowed_senders="domain_addresses")
+    try:
+        RESULTS["local_senders_domain_addresses"] = local_senders_arrive(relay, lambda local: local + "@example.com")
+    finally:
+        standin(allowed_senders="any_address")
 
 
 # --- 25, IP allowlist, HELO, foreign sender, bounce, null sender --------------------------------------------
@@ -356,10 +414,15 @@ def test_broken_change_keeps_previous_config_and_queue():
     queued = set(queue(AUTH))
     assert queued
     before, pid = sha(AUTH, *CF_FILES), daemon_pid(AUTH)
-    result = run_role({"sendmail_mc_extra": ["LOCAL_CONFIG", "O NoSuchOption=smarthost"]})
+    # With registered_users and relay_local_sender too, so that the run writes a genericstable, which the rollback
+    # must take away again (it did not exist before).
+    result = run_role({"sendmail_mc_extra": ["LOCAL_CONFIG", "O NoSuchOption=smarthost"],
+                       "relay_allowed_senders": "registered_users", "relay_local_sender": LOCAL_SENDER})
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "rolled back" in out and "-bt" in out and "NoSuchOption" in out, out[-3000:]
+    assert "Build the genericstable map with makemap" in out
+    assert not AUTH.file(GENERICS).exists and not AUTH.file(GENERICS + ".db").exists
     assert sha(AUTH, *CF_FILES) == before
     assert daemon_pid(AUTH) == pid
     assert queued <= set(queue(AUTH))
@@ -378,7 +441,16 @@ def test_restart_keeps_the_queue():
 
 
 def test_failed_test_delivery_rolls_back_and_mail_flows(relay):
-    standin(tls={"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"})
+    # "auth" is allowlisted too (Google refuses other addresses even after SMTP AUTH), so a failed login alone would
+    # not stop its mail: "Require SMTP Authentication" is checked as well while this case runs (both must hold).
+    standin(tls={"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"}, auth_required=True)
+    try:
+        _failed_test_delivery_rolls_back_and_mail_flows(relay)
+    finally:
+        standin(auth_required=False)
+
+
+def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     before = sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf"), authinfo_map(AUTH)
     since = time.time() - 1
     result = run_role({"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"}, verbosity="-vvv")
@@ -411,13 +483,18 @@ def test_check_mode_and_refusals():
     before, before_map = sha(AUTH, *files), authinfo_map(AUTH)
     with ThreadPoolExecutor(2) as pool:
         check = pool.submit(run_role, {"relay_auth_password": NEW_PASSWORD, "relay_helo_name": "mail2.example.com",
-                                       "sendmail_queue_interval": "p6s"}, check=True, verbosity="-vvv")
+                                       "sendmail_queue_interval": "p6s",
+                                       "relay_allowed_senders": "registered_users",
+                                       "relay_local_sender": LOCAL_SENDER}, check=True, verbosity="-vvv")
         refusals = pool.submit(run_playbook, "refusals.yml")
         check, refusals = check.result(), refusals.result()
     out = check.stdout + check.stderr
     assert check.returncode == 0, out[-3000:]
     assert recap(check)["changed"] >= 2
     assert "+define(`confHELO_NAME', `mail2.example.com')" in out  # diff mode shows the fragment
+    assert "+FEATURE(`genericstable'" in out  # masquerading, then the mapping to the registered sender ...
+    assert re.search(r"^\+@mta-auth\.corp\.test\s+%s$" % re.escape(LOCAL_SENDER), out, re.MULTILINE)  # ... its map
+    assert not AUTH.file(GENERICS).exists
     assert NEW_PASSWORD not in out and base64.b64encode(NEW_PASSWORD.encode()).decode() not in out
     out = " ".join(refusals.stdout.split())  # the YAML callback folds long messages
     assert refusals.returncode == 0, out[-3000:]
@@ -425,6 +502,46 @@ def test_check_mode_and_refusals():
     assert "sendmail_timeout_datafinal must be a Sendmail time value of at least one hour" in out
     assert out.count("REFUSED: ") == 2
     assert (sha(AUTH, *files), authinfo_map(AUTH)) == (before, before_map)
+
+
+def test_registered_users_local_senders_sent_as_registered_sender(relay):
+    """relay_allowed_senders registered_users with relay_local_sender: the stand-in takes registered users only
+    (mta@example.com, cron@example.com), and every local account's mail arrives as cron@example.com, the null
+    sender untouched. A second run changes nothing; then sendmail_rewrite_local_senders: false takes the mapping
+    (and masquerading) away again."""
+    extra = {"relay_allowed_senders": "registered_users", "relay_local_sender": LOCAL_SENDER,
+             "sendmail_queue_interval": "p6s"}
+    standin(allowed_senders="registered_users")
+    try:
+        first = run_role(extra)
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert recap(first)["changed"] > 0
+        again = run_role(extra)
+        assert again.returncode == 0 and recap(again)["changed"] == 0, again.stdout[-3000:]
+        cf = AUTH.file("/etc/mail/sendmail.cf").content_string
+        assert "Kgenerics hash -o %s" % GENERICS in cf and "\nDMexample.com\n" in cf
+        fqdn = AUTH.check_output("hostname -f")
+        table = AUTH.file(GENERICS).content_string
+        assert "@%s\t%s" % (fqdn, LOCAL_SENDER) in table and "@example.com\t" not in table
+        db = AUTH.file(GENERICS + ".db")
+        assert (db.user, db.group, db.mode) == ("root", "root", 0o644)
+        RESULTS["local_senders_registered_users"] = local_senders_arrive(relay, lambda local: LOCAL_SENDER)
+        RESULTS["local_senders_registered_users"]["role_runs_seconds"] = [first.seconds, again.seconds]
+    finally:
+        standin(allowed_senders="any_address")
+    # The switch off: nothing rewritten, the map gone; with any_address the relay itself rewrites the envelope.
+    off = run_role(dict(extra, sendmail_rewrite_local_senders=False))
+    assert off.returncode == 0, off.stdout[-3000:]
+    cf = AUTH.file("/etc/mail/sendmail.cf").content_string
+    assert "Kgenerics" not in cf and "\nDMexample.com\n" not in cf
+    assert not AUTH.file(GENERICS).exists and not AUTH.file(GENERICS + ".db").exists
+    message_id = mid("rewrite-off")
+    submit(AUTH, message_id)
+    [record] = arrived(relay, message_id)
+    fqdn = AUTH.check_output("hostname -f")
+    assert record["sender"] == "root@" + fqdn, record["sender"]
+    RESULTS["local_senders_rewrite_off"] = {"sender": record["sender"],
+                                            "sender_rewritten_by_relay": record.get("sender_rewritten")}
 
 
 def test_no_secret_in_any_log():

@@ -9,7 +9,9 @@ Runs m4 on sendmail.mc into a NEW file (never the live sendmail.cf), then checks
 * ``sendmail -C new.cf -bt`` reads it without a complaint (readcf errors make it fail);
 * ``sendmail -C new.cf -bv <probe>`` routes a remote address to the relay mailer and host;
 * the relay port, Timeout.datafinal and the smart host are what the role asked for (a line of
-  sendmail.mc after the role's include could override them).
+  sendmail.mc after the role's include could override them);
+* with --local-sender: the envelope sender ``root@<this host>`` and a bare ``root`` leave through the relay
+  mailer as that address (``sendmail -C new.cf -bt``, ``/try relay``), and the null sender stays null.
 
 Prints one JSON object: ``differs`` tells whether the new file differs from the live one in anything but
 comments (m4 stamps every build with its date), ``path`` is the new file (removed when it does not
@@ -40,6 +42,8 @@ def parse_args(argv):
     parser.add_argument("--relay-port", type=int, required=True)
     parser.add_argument("--min-datafinal", type=int, default=3600)
     parser.add_argument("--probe", default="smarthost-relay-probe@relay-check.invalid")
+    parser.add_argument("--local-sender", default="",
+                        help="what root@<this host> must leave as through the relay mailer (empty: not checked)")
     parser.add_argument("--discard", action="store_true", help="remove the new file in any case (check mode)")
     return parser.parse_args(argv)
 
@@ -117,6 +121,35 @@ def check(args, text):
                           "confTO_DATAFINAL after the role's include" % (found, args.min_datafinal))
 
 
+def try_senders(args, addresses):
+    """``/try relay`` each envelope sender with the new cf: {address as given: address as it leaves}."""
+    script = "/tryflags es\n" + "".join("/try relay %s\n" % address for address in addresses)
+    result = run([args.sendmail, "-C", args.out, "-bt"], input=script)
+    tried = re.findall(r"^(?:> )*Trying envelope sender address (.*) for mailer relay$", result.stdout, re.MULTILINE)
+    left = re.findall(r"^Rcode = [0-9]+, addr = (.*)$", result.stdout, re.MULTILINE)
+    return dict(zip(tried, left))
+
+
+def check_local_senders(args):
+    """Local accounts' mail leaves with the address the relay accepts; the null sender is not rewritten."""
+    result = run([args.sendmail, "-C", args.out, "-bt"], input="$j\n")
+    names = [line[2:].strip() for line in result.stdout.splitlines() if line.startswith("> ") and line[2:].strip()]
+    if not names:
+        raise CheckFailed("sendmail -C %s -bt ($j)" % args.out, "cannot tell this host's name ($j): %s"
+                          % (result.stdout + result.stderr).strip())
+    local = "root@%s" % names[0]
+    want = {local: args.local_sender, "root": args.local_sender, "<>": "<>"}
+    left = try_senders(args, list(want))
+    wrong = ["%s leaves as %s, not %s" % (address, left.get(address, "(no answer)"), expected)
+             for address, expected in want.items() if left.get(address, "").lower() != expected.lower()]
+    if wrong:
+        raise CheckFailed("sendmail -C %s -bt (/try relay)" % args.out,
+                          "local senders would not leave as the relay accepts them: %s (does sendmail.mc rewrite "
+                          "senders after the role's include, e.g. EXPOSED_USER or its own genericstable?)"
+                          % "; ".join(wrong))
+    return {"local_sender": left.get(local), "bare_sender": left.get("root"), "null_sender": left.get("<>")}
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = {"path": args.out, "differs": False, "warnings": []}
@@ -124,6 +157,8 @@ def main(argv=None):
         text, warnings = build(args)
         out["warnings"] = warnings
         check(args, text)
+        if args.local_sender:
+            out["senders"] = check_local_senders(args)
         try:
             with open(args.cf, "r", errors="replace") as handle:
                 live = handle.read()

@@ -32,6 +32,9 @@ def parse_args(argv):
     parser.add_argument("--empty-ca-dir", required=True)
     parser.add_argument("--authinfo", required=True)
     parser.add_argument("--authinfo-db", required=True)
+    parser.add_argument("--genericstable", required=True)
+    parser.add_argument("--genericstable-db", required=True)
+    parser.add_argument("--sendmail", default="/usr/sbin/sendmail")
     parser.add_argument("--service", default="sendmail")
     parser.add_argument("--package", action="append", default=[], help="a package that must be installed")
     return parser.parse_args(argv)
@@ -84,6 +87,29 @@ def daemon(pid_file):
     return pid, True
 
 
+def local_names(sendmail, cf):
+    """Class w of the live sendmail.cf: the names (and address literals) Sendmail takes as this host's own, so
+    the addresses of its local accounts. Empty when Sendmail or its cf is missing or does not answer."""
+    if not (os.path.isfile(cf) and os.access(sendmail, os.X_OK)):
+        return []
+    try:
+        result = subprocess.run([sendmail, "-C", cf, "-bt"], input="$=w\n", stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    lines = result.stdout.splitlines()
+    # After the banner ("ADDRESS TEST MODE ...", "Enter <ruleset> <address>") each prompt is "> ".
+    names = set()
+    for line in lines:
+        if line.startswith(("ADDRESS TEST MODE", "Enter <ruleset>")):
+            continue
+        name = line[2:] if line.startswith("> ") else line
+        name = name.strip()
+        if name and name != ">" and re.match(r"^[A-Za-z0-9.\[\]:_-]+$", name):
+            names.add(name.lower())
+    return sorted(names)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = {"mc_exists": os.path.isfile(args.mc), "mc_has_smtp_mailer": False, "cf_group": "root"}
@@ -102,6 +128,9 @@ def main(argv=None):
     out["empty_ca_dir_ok"] = root_only(args.empty_ca_dir, 0o755)
     out["authinfo_exists"] = os.path.exists(args.authinfo) or os.path.exists(args.authinfo_db)
     out["authinfo_db_ok"] = root_only(args.authinfo_db, 0o600)
+    out["genericstable_exists"] = os.path.exists(args.genericstable) or os.path.exists(args.genericstable_db)
+    out["genericstable_db_ok"] = root_only(args.genericstable_db, 0o644)
+    out["local_names"] = local_names(args.sendmail, args.cf)
     out["packages_missing"] = missing_packages(args.package)
     out["enabled"] = enabled(args.service)
     print(json.dumps(out))
