@@ -102,11 +102,15 @@ class Bed:
         podman("network", "rm", "-f", NETWORK, check=False)
         shutil.rmtree(CACHE / "relay", ignore_errors=True)
 
-    def transactions(self):
+    def records(self):
+        """Every complete line of the stand-in's record (transactions, and connections as they close)."""
         if not self.record.exists():
             return []
         with open(self.record, encoding="utf-8") as handle:
-            return [r for r in map(json.loads, filter(str.strip, handle)) if r.get("kind") == "transaction"]
+            return [json.loads(line) for line in handle if line.strip() and line.endswith("\n")]
+
+    def transactions(self):
+        return [r for r in self.records() if r.get("kind") == "transaction"]
 
 
 def write_inventory(path, groups, extra_vars=None):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 
-SECTIONS = ("policy", "roles", "throughput", "site")
+SECTIONS = ("policy", "roles", "throughput", "pool", "site")
 
 
 def load_average():
@@ -71,6 +71,19 @@ def rows(report):
                             tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"],
                             tp["seconds_99"], tp["connections"], tp["connections_per_1000"], tp["mta_deferred"]),
                         _load(throughput)))
+    pool = report.get("pool")
+    if pool:
+        for run in pool["results"]:
+            style = ("qmail-remote's sessions, 1 message each" if run["style"] == "qmail" else
+                     "Sendmail's sessions, %d messages each" % run["messages_per_session"])
+            out.append(("guard pool", "%s, %d at once%s" % (style, run["concurrency"],
+                                                            ", no reuse" if run["noreuse"] else ""),
+                        "%d/%d accepted in %.1f s = %.1f msg/s, %d relay connections = %.1f per 1,000 (most messages "
+                        "on one: %d), %d DoS refusals at HELO, %d messages refused by the guard" % (
+                            run["accepted"], run["messages"], run["seconds"], run["messages_per_second"],
+                            run["connections"], run["connections_per_1000"], run["most_on_one_connection"],
+                            run["dos_refusals"], run["refused_by_guard"]),
+                        _load(pool)))
     site = report.get("site")
     if site:
         for run in site["results"]:

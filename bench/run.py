@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The benchmark harness: one command, one table (and JSON, Markdown) of what the collection costs.
 
-    bash bench/run.sh [--sections policy,roles,throughput,site] [--runs 3] [--roles postfix,sendmail]
+    bash bench/run.sh [--sections policy,roles,throughput,pool,site] [--runs 3] [--roles postfix,sendmail]
                       [--site 1:5,5:5,20:5,20:20] [--messages 1000]
+                      [--pool-runs qmail:1,qmail:20,sendmail:1,sendmail:4,qmail:20:noreuse] [--per-session 10]
 
 Sections: policy (the controller checks for 10/1,000/10,000 ranges), roles (first converge, idempotent rerun,
 check mode on a fresh and on a converged Debian 12 container, median of --runs), throughput (--messages messages
-through each MTA until the stand-in accepted them, and the TCP connections used), site (site.yml against
-HOSTS:FORKS). Not a pass/fail test. Nothing outside this machine is contacted but Debian's mirror (package installs).
+through each MTA until the stand-in accepted them, and the TCP connections used), pool (--messages messages through
+the relay guard alone, in qmail-remote's sessions - one message each - and in Sendmail's - --per-session each -, the
+relay connections they took and the stand-in's denial-of-service refusals, per --pool-runs STYLE:CONCURRENCY[:noreuse]),
+site (site.yml against HOSTS:FORKS). Not a pass/fail test. Nothing outside this machine is contacted but Debian's
+mirror (package installs).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import report as fmt  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ROLE_PLAYBOOK = ROOT / "bench" / "playbooks" / "role.yml"
+GUARD_PLAYBOOK = ROOT / "bench" / "playbooks" / "guard.yml"
 RELAY_VARS = {
     "relay_host": "relay.smarthost.test", "relay_tls": "required", "relay_auth": True,
     "relay_auth_username": "bench@example.com", "relay_domains": ["example.com"],
@@ -55,6 +60,13 @@ NOTES = [
     "check), median of the runs.",
     "site.yml: fresh containers, postfix group, test message on (relay_test_recipient set); container start and "
     "CA trust are not timed.",
+    "Pool: the relay guard alone (smarthost.relay.relay_guard with the limit and refusal rules, the pool's defaults: "
+    "at most 4 relay connections, 4 idle for 60 s) on a Debian 12 container, sessions from inside it to "
+    "127.0.0.1:24 (bench/guard_sessions.py); the stand-in's denial-of-service rule at its default, 421 at HELO for "
+    "more than 60 new connections a minute from one address. Each run starts with a restart of the guard (a cold "
+    "pool) and ends with another (its connections closed, so the stand-in has recorded them all); connections are "
+    "counted from the stand-in's record, time from the first session to the last accepted message. noreuse: the "
+    "same with relay_guard_pool_max_idle 0 (one relay connection per session, as before the pool).",
 ]
 
 
@@ -164,6 +176,92 @@ def section_throughput(args, bed, publish):
     return results
 
 
+def guard_restart(name):
+    """Restart the guard (its pooled connections close with QUIT) and wait until it answers again."""
+    podman("exec", name, "systemctl", "restart", "smarthost-relay-guard")
+    deadline = time.monotonic() + 30
+    probe = "import socket; socket.create_connection(('127.0.0.1', 24), timeout=2).close()"
+    while podman("exec", name, "python3", "-c", probe, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the relay guard on %s did not come back" % name)
+        time.sleep(0.5)
+
+
+def settled_records(bed, connections, timeout=30):
+    """The stand-in's record once every connection in ``connections`` has its connection line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = bed.records()
+        recorded = {r["connection"] for r in records if r.get("kind") == "connection"}
+        if connections <= recorded or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
+def section_pool(args, bed, publish):
+    name = "srt-bench-pool"
+    inventory = fresh_host(bed, name, "guard")
+    run_playbook(inventory, GUARD_PLAYBOOK)
+    podman("cp", str(ROOT / "bench" / "guard_sessions.py"), "%s:/root/guard_sessions.py" % name)
+    address = podman("inspect", name, "--format",
+                     "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}").stdout.strip()
+    pool_off = False
+    results = []
+    for style, concurrency, noreuse in args.pool_runs:
+        if noreuse != pool_off:  # the role again, with the pool's reuse off (max_idle 0) or back at its default
+            run_playbook(inventory, GUARD_PLAYBOOK, "-e",
+                         json.dumps({"relay_guard_pool_max_idle": 0 if noreuse else 4}))
+            pool_off = noreuse
+        if noreuse or (results and results[-1]["noreuse"]):
+            # a run without reuse fills the stand-in's DoS window (60 s): none starts with a burst of another's in it
+            last = max((r["time"] for r in bed.records() if r.get("kind") == "connection"
+                        and r.get("client_ip") == address), default=0)
+            time.sleep(max(0.0, last + 61 - time.time()))
+        guard_restart(name)
+        tag = "pool-%s-%d-%d" % (style, concurrency, time.time_ns())
+        start = time.time()
+        out = podman("exec", name, "python3", "/root/guard_sessions.py", style, str(args.messages), tag,
+                     "--concurrency", str(concurrency), "--per-session", str(args.per_session)).stdout
+        client = json.loads(out)
+        deadline = time.monotonic() + args.deadline
+        while True:
+            mine = [t for t in bed.transactions() if (t.get("message_id") or "").startswith("<%s." % tag)]
+            accepted = sorted(t["time"] for t in mine if t.get("verdict") == "accepted")
+            if len(accepted) >= client["sent"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        guard_restart(name)  # the pool's connections close: the stand-in records them
+        records = settled_records(bed, {t["connection"] for t in mine})
+        conns = [r for r in records if r.get("kind") == "connection" and r.get("client_ip") == address
+                 and r["time"] - r.get("duration", 0) >= start]
+        seconds = (accepted[-1] - start) if accepted else float("nan")
+        results.append({
+            "style": style, "concurrency": concurrency, "noreuse": noreuse,
+            "messages_per_session": client["messages_per_session"], "sessions": client["sessions"],
+            "messages": args.messages, "accepted": len(accepted), "refused_by_guard": client["refused"],
+            "refusals": client["refusals"], "seconds": round(seconds, 2),
+            "messages_per_second": round(len(accepted) / seconds, 1) if accepted else 0,
+            "connections": len(conns), "carrying": sum(1 for r in conns if r.get("transactions")),
+            "connections_per_1000": round(1000.0 * len(conns) / args.messages, 1),
+            "most_on_one_connection": max((r.get("transactions") or 0 for r in conns), default=0),
+            "dos_refusals": sum(1 for r in conns if r.get("dos")),
+        })
+        publish(results)
+    bed.remove_hosts([name])
+    return results
+
+
+def parse_pool_runs(text):
+    """STYLE:CONCURRENCY[:noreuse],… -> [(style, concurrency, noreuse)]."""
+    runs = []
+    for item in filter(None, text.split(",")):
+        parts = item.split(":")
+        if parts[0] not in ("qmail", "sendmail") or len(parts) not in (2, 3) or parts[2:] not in ([], ["noreuse"]):
+            raise argparse.ArgumentTypeError("%r is not STYLE:CONCURRENCY[:noreuse] (STYLE qmail or sendmail)" % item)
+        runs.append((parts[0], int(parts[1]), parts[2:] == ["noreuse"]))
+    return runs
+
+
 def section_site(args, bed, publish):
     results = []
     for hosts, forks in args.site:
@@ -204,7 +302,7 @@ def versions():
 
 
 FUNCS = (("policy", section_policy), ("roles", section_roles), ("throughput", section_throughput),
-         ("site", section_site))
+         ("pool", section_pool), ("site", section_site))
 
 
 class Report:
@@ -271,6 +369,11 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--deadline", type=int, default=900, help="seconds to wait for the stand-in to accept all")
+    parser.add_argument("--pool-runs", default="qmail:1,qmail:20,sendmail:1,sendmail:4,qmail:20:noreuse",
+                        type=parse_pool_runs,
+                        help="pool section: STYLE:CONCURRENCY[:noreuse],… (STYLE qmail: one message per session; "
+                             "sendmail: --per-session per session; noreuse: the guard's pool.max_idle 0)")
+    parser.add_argument("--per-session", type=int, default=10, help="pool section: messages per Sendmail session")
     parser.add_argument("--stop-by", metavar="HH:MM", help="UTC time after which no further site.yml run starts")
     parser.add_argument("--check-fresh", action="store_true", help="also time check mode on the fresh container")
     parser.add_argument("--parallel", action="store_true",

@@ -48,3 +48,11 @@ with_progress() {
     fi
     say "$label done in $((SECONDS - start))s"
 }
+
+# The pip version ansible-test bootstraps (its get-pip file is named after it) for the venv of python $1.
+ansible_test_pip_version() {
+    local source version
+    source=$("$1" -c 'import ansible_test, pathlib; print(pathlib.Path(ansible_test.__file__).parent)') || return 1
+    version=$(sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p" "$source/_internal/python_requirements.py" | head -n 1)
+    [[ -n $version ]] && echo "$version"
+}

@@ -3,32 +3,41 @@
 #   scripts/test.sh                 every tier
 #   scripts/test.sh unit            the fast tier only (< 2 min)
 #   scripts/test.sh lint molecule   chosen tiers
-# Tiers: unit lint sanity build molecule. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
+# Tiers: unit lint sanity build molecule fresh. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
 # SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time; SMARTHOST_MOLECULE_VERBOSE=0 drops -vvv --diff.
+# fresh: the README's set-up and SMARTHOST_FRESH_TIERS (default "unit build"; lint and sanity fit too) in a new Debian 12
+# container with only the checkout copied in; its whole log in .cache/logs/fresh.log.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_TIERS=(unit lint sanity build molecule)
+ALL_TIERS=(unit lint sanity build molecule fresh)
 # Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
 # Longest first, so that two at a time finish close together.
 SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke bed}
 JOBS=${SMARTHOST_MOLECULE_JOBS:-2}
+FRESH_TIERS=${SMARTHOST_FRESH_TIERS:-unit build}
+FRESH_IMAGE=localhost/smarthost-debian:12
+FRESH_NAME=$SMARTHOST_PREFIX-fresh
 
 tiers=("$@")
 ((${#tiers[@]})) || tiers=("${ALL_TIERS[@]}")
 
-needs_images=0
+# Containers of a killed run are removed by name before and after: the scenarios' for molecule, srt-fresh for fresh.
+needs_images=0 leftovers=()
 for t in "${tiers[@]}"; do
     [[ " ${ALL_TIERS[*]} " == *" $t "* ]] || die "unknown tier $t (tiers: ${ALL_TIERS[*]})"
-    [[ $t == molecule ]] && needs_images=1
+    [[ $t == molecule ]] && needs_images=1 && read -ra leftovers <<<"${leftovers[*]} $SCENARIOS"
+    [[ $t == fresh ]] && leftovers+=(fresh)
 done
 if ((needs_images)); then "$ROOT/scripts/setup.sh"; else "$ROOT/scripts/setup.sh" --no-images; fi
+# fresh alone needs only its own image.
+[[ " ${tiers[*]} " == *" fresh "* ]] && ((!needs_images)) && "$ROOT/scripts/build-images.sh" debian12
 
 remove_leftovers() {
-    # A killed run may leave containers and networks behind: remove those of the scenarios about to
-    # run, by name (srt-<scenario>-…, networks srt-<scenario> and srt-<scenario>-…), and nothing else.
+    # A killed run may leave containers and networks behind: remove those of the scenarios (and the fresh
+    # tier) about to run, by name (srt-<name>, srt-<name>-…, networks likewise), and nothing else.
     local s ids nets
-    for s in $SCENARIOS; do
+    for s in "$@"; do
         mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
         ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
         mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
@@ -65,10 +74,8 @@ sanity_venv() {
 }
 
 install_pip_bootstrap() {
-    local source pip_version
-    source=$("$1/bin/python" -c 'import ansible_test, pathlib; print(pathlib.Path(ansible_test.__file__).parent)')
-    pip_version=$(sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p" "$source/_internal/python_requirements.py" | head -n 1)
-    [[ -n $pip_version ]] || die "cannot tell which pip ansible-test bootstraps"
+    local pip_version
+    pip_version=$(ansible_test_pip_version "$1/bin/python") || die "cannot tell which pip ansible-test bootstraps"
     mkdir -p "$HOME/.ansible/test/cache"
     cp "$ROOT/tests/bed/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 }
@@ -89,6 +96,63 @@ tier_sanity() {
 
 tier_build() {
     pytest -q -p no:cacheprovider tests/integration
+}
+
+fresh_step() {
+    # fresh_step <label> <command …>: one step of the fresh tier, its output appended to the log.
+    local label=$1 start=$SECONDS rc; shift
+    printf '\n==> fresh: %s\n' "$label" >>"$FRESH_LOG"
+    "$@" >>"$FRESH_LOG" 2>&1 && rc=0 || rc=$?
+    if ((rc != 0)); then
+        say "fresh: $label FAILED after $((SECONDS - start))s (exit $rc); last lines of $FRESH_LOG:"
+        tail -n 15 "$FRESH_LOG" >&2
+        return 1
+    fi
+    say "fresh: $label done in $((SECONDS - start))s"
+}
+
+tier_fresh() {
+    # A machine that never saw the project: a new container of the project's Debian 12 image, only the
+    # checkout's files copied in (git ls-files: no .venv, no .cache, no .git), then the README's set-up
+    # (apt-get update + install, pip, PKI; no images) and the fast tiers, as root, from Debian's mirror and PyPI.
+    local -x FRESH_LOG=$CACHE/logs/fresh.log
+    local dir=/root/smarthost-relay env=() v trust=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt} rc=0 inner
+    read -ra inner <<<"$FRESH_TIERS"
+    # Until systemd has booted (it mounts /tmp, among others): its bus first, then the end of start-up.
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    local wait_systemd='for i in $(seq 120); do
+        state=$(systemctl is-system-running --wait 2>&1) && break
+        case $state in degraded) break ;; esac; sleep 1; done; echo "systemd: $state"
+        case $state in running | degraded) ;; *) exit 1 ;; esac'
+    mkdir -p "$CACHE/logs" && : >"$FRESH_LOG"
+    say "fresh: full log in $FRESH_LOG (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    # Proxy settings of this machine, if any, go in: the container reaches the network as the host does.
+    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+        [[ -n ${!v:-} ]] && env+=(-e "$v=${!v}")
+    done
+    podman rm -f -t 2 "$FRESH_NAME" >/dev/null 2>&1
+    fresh_step "start $FRESH_NAME from $FRESH_IMAGE" \
+        podman run -d --name "$FRESH_NAME" --hostname smarthost-fresh --systemd=always "${env[@]}" "$FRESH_IMAGE" &&
+        fresh_step "wait for systemd" podman exec "$FRESH_NAME" sh -c "$wait_systemd" &&
+        # The CAs this machine trusts (a TLS-inspecting proxy's, say): without them pip cannot reach PyPI
+        # from here. Debian's update-ca-certificates adds them to the container's own store; nothing else.
+        { [[ ! -s $trust ]] || fresh_step "trust the CAs this machine trusts ($trust)" \
+            sh -c "podman exec -i $FRESH_NAME sh -c 'cat >/usr/local/share/ca-certificates/smarthost-host.crt && update-ca-certificates' <'$trust'"; } &&
+        fresh_step "copy the checkout (git ls-files: $(git ls-files -co --exclude-standard | wc -l) files)" \
+            sh -c "git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - |
+                podman exec -i $FRESH_NAME sh -c 'mkdir -p $dir && tar -xf - -C $dir'" &&
+        fresh_step "bash scripts/setup.sh --no-images (apt, venv, PKI)" \
+            podman exec -w "$dir" "$FRESH_NAME" timeout 1800 bash scripts/setup.sh --no-images &&
+        # A new user has a clone: its git index, as `git clone` gives (ansible-lint and sanity read it).
+        fresh_step "git init (the clone's index)" podman exec -w "$dir" "$FRESH_NAME" sh -c 'git init -q && git add -A' &&
+        fresh_step "bash scripts/test.sh $FRESH_TIERS" \
+            podman exec -w "$dir" "$FRESH_NAME" timeout 2700 bash scripts/test.sh "${inner[@]}" || rc=1
+    # On the terminal: the set-up's check lines, the failed tests (at most 20) and the inner run's tier summary.
+    { grep -E '^(ERROR: |FAILED tests/|ERROR tests/)' "$FRESH_LOG" | head -n 20
+        grep -E '^([a-z]+: (passed in|FAILED after) [0-9]+s|tiers: .*)$' "$FRESH_LOG"; } | sed 's/^/    fresh /' >&2
+    podman rm -f -t 2 "$FRESH_NAME" >/dev/null 2>&1
+    say "fresh: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+    return $rc
 }
 
 run_scenario() {
@@ -137,8 +201,8 @@ tier_molecule() {
 }
 
 cd "$ROOT"
-# Containers matter only to the molecule tier; other tiers leave running scenarios alone.
-((needs_images)) && remove_leftovers
+# Containers matter only to the molecule and fresh tiers; other tiers leave running containers alone.
+((${#leftovers[@]})) && remove_leftovers "${leftovers[@]}"
 passed=0 failed=0 summary=()
 for t in "${tiers[@]}"; do
     say "tier $t"
@@ -149,7 +213,7 @@ for t in "${tiers[@]}"; do
         failed=$((failed + 1)) summary+=("$t: FAILED after $((SECONDS - start))s")
     fi
 done
-((needs_images)) && remove_leftovers
+((${#leftovers[@]})) && remove_leftovers "${leftovers[@]}"
 printf '%s\n' "${summary[@]}"
 echo "tiers: $passed passed, $failed failed"
 ((failed == 0))

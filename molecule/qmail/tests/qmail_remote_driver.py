@@ -1,15 +1,19 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Test code, run inside the qmail host: plays qmail-send and qmail-remote against the local STARTTLS client.
+"""Test code, run inside the qmail host: plays qmail-send and qmail-remote against smtproutes' catch-all route.
 
-No qmail program exists in the test bed, so this emulates the two parts of qmail that meet stunnel, as their
-documentation and qmail 1.03's source describe them:
+No qmail program exists in the test bed, so this emulates the two parts of qmail that meet the relay guard (or
+stunnel), as their documentation and qmail 1.03's source describe them:
 
-- qmail-remote (qmail-remote(8), RESULTS): plain SMTP to 127.0.0.1:2525 (smtproutes' catch-all), ``HELO`` with
-  control/helohost (else control/me), no ESMTP parameters. A greeting other than 220, a HELO reply other than 250,
-  a 4xx, a timeout or a closed connection are temporary failures (Z); a 5xx to MAIL, DATA or after the message is a
-  permanent failure (D); to RCPT, 5xx rejects the recipient permanently (h), 4xx temporarily (s). After the dot, a
-  connection that dies leaves a possible duplicate (qmail-remote says so in its report).
+- qmail-remote (qmail-remote(8), RESULTS): plain SMTP to the smtproutes catch-all (the relay guard on
+  127.0.0.1:24 in the fault matrix), ``HELO`` with control/helohost (else control/me), no ESMTP parameters. A
+  greeting other than 220, a HELO reply other than 250, a 4xx, a timeout or a closed connection are temporary
+  failures (Z); a 5xx to MAIL, DATA or after the message is a permanent failure (D); to RCPT, 5xx rejects the
+  recipient permanently (h), 4xx temporarily (s). After the dot, a connection that dies leaves a possible duplicate
+  (qmail-remote says so in its report). A multi-line reply is read as qmail 1.03's smtpcode() reads it: the code is
+  the first line's three digits, continuation lines (``-`` after the code) are skipped up to the line without
+  ``-``; every line is kept (``lines``) and a reply whose lines carry different codes is flagged
+  (``mixed_codes``: notqmail's smtpcode() makes such a reply a temporary failure, qmail 1.03 goes by the first).
 - qmail-send (qmail-send(8)): temporary failures stay queued and are retried; permanent ones are bounced to the
   sender. Retries follow qmail-send's schedule for remote deliveries, birth + (sqrt(last - birth) + 20)^2 seconds
   (0, 400, 1600, 3600 s ...), with time compressed by ``--time-scale``; at most ``--concurrency`` deliveries run at
@@ -42,6 +46,16 @@ def control(directory, name, default=None):
         return default
 
 
+class Reply:
+    """One SMTP reply: ``code`` (qmail-remote's: the first line's), ``lines`` as received, ``text`` (the last line,
+    what the report shows first), ``mixed_codes`` (lines with different codes)."""
+
+    def __init__(self, code, lines):
+        self.code, self.lines = code, lines
+        self.text = lines[-1]
+        self.mixed_codes = len({line[:3] for line in lines}) > 1
+
+
 class Died(Exception):
     """The connection closed or timed out: qmail-remote's "connection died" (temporary)."""
 
@@ -52,7 +66,8 @@ class Session:
         self.reader = sock.makefile("rb")
 
     def reply(self):
-        """The last line of a (multi-line) reply and its code."""
+        """A whole (multi-line) reply: its code as qmail-remote takes it (the first line's), and its lines."""
+        lines = []
         while True:
             try:
                 line = self.reader.readline(1002)
@@ -60,12 +75,14 @@ class Session:
                 raise Died("timeout" if isinstance(err, socket.timeout) else str(err)) from None
             if not line:
                 raise Died("closed")
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            if text[3:4] != "-":
-                try:
-                    return int(text[:3]), text
-                except ValueError:
-                    raise Died("unreadable reply %r" % text) from None
+            lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+            if lines[-1][3:4] != "-":
+                break
+        try:
+            code = int(lines[0][:3])
+        except ValueError:
+            raise Died("unreadable reply %r" % lines) from None
+        return Reply(code, lines)
 
     def send(self, data):
         try:
@@ -86,45 +103,52 @@ def message_text(msg):
 
 
 def attempt(msg, args):
-    """One qmail-remote run for one message: (outcome K/Z/D, stage, reply or error, possible duplicate)."""
+    """One qmail-remote run for one message: {outcome K/Z/D, stage, reply (the last line, or the error), lines (the
+    whole reply; None for an error), mixed_codes, possible_duplicate}."""
     stage = "connect"
+
+    def result(outcome, reply=None, error=None, critical=False):
+        return {"outcome": outcome, "stage": stage, "reply": reply.text if reply else error,
+                "lines": reply.lines if reply else None, "mixed_codes": bool(reply and reply.mixed_codes),
+                "possible_duplicate": critical}
+
     try:
         sock = socket.create_connection((args.host, args.port), timeout=args.connect_timeout)
     except OSError as err:
-        return "Z", stage, "no connection: %s" % err, False
+        return result("Z", error="no connection: %s" % err)
     sock.settimeout(args.timeout)
     session = Session(sock)
     critical = False
     try:
         stage = "greeting"
-        code, text = session.reply()
-        if code != 220:
-            return "Z", stage, text, False
+        reply = session.reply()
+        if reply.code != 220:
+            return result("Z", reply)
         stage = "helo"
-        code, text = session.command("HELO %s" % args.helo)
-        if code != 250:
-            return "Z", stage, text, False
+        reply = session.command("HELO %s" % args.helo)
+        if reply.code != 250:
+            return result("Z", reply)
         stage = "mail"
-        code, text = session.command("MAIL FROM:<%s>" % msg["sender"])
-        if code >= 400:
-            return ("D" if code >= 500 else "Z"), stage, text, False
+        reply = session.command("MAIL FROM:<%s>" % msg["sender"])
+        if reply.code >= 400:
+            return result("D" if reply.code >= 500 else "Z", reply)
         stage = "rcpt"
-        code, text = session.command("RCPT TO:<%s>" % msg["recipient"])
-        if code >= 400:  # h or s for the only recipient
-            return ("D" if code >= 500 else "Z"), stage, text, False
+        reply = session.command("RCPT TO:<%s>" % msg["recipient"])
+        if reply.code >= 400:  # h or s for the only recipient
+            return result("D" if reply.code >= 500 else "Z", reply)
         stage = "data"
-        code, text = session.command("DATA")
-        if code >= 400:
-            return ("D" if code >= 500 else "Z"), stage, text, False
+        reply = session.command("DATA")
+        if reply.code >= 400:
+            return result("D" if reply.code >= 500 else "Z", reply)
         stage = "end_of_data"
         session.send(message_text(msg))
         critical = True
-        code, text = session.reply()
-        if code >= 400:
-            return ("D" if code >= 500 else "Z"), stage, text, False
-        return "K", stage, text, False
+        reply = session.reply()
+        if reply.code >= 400:
+            return result("D" if reply.code >= 500 else "Z", reply)
+        return result("K", reply)
     except Died as err:
-        return "Z", stage, "connection died: %s" % err, critical
+        return result("Z", error="connection died: %s" % err, critical=critical)
     finally:
         try:  # qmail-remote says QUIT and does not wait for the answer
             sock.sendall(b"QUIT\r\n")
@@ -165,11 +189,11 @@ def run(args):
             done = wait(list(running), timeout=pause, return_when=FIRST_COMPLETED)[0]
             for future in done:
                 i, began = running.pop(future)
-                outcome, stage, text, duplicate = future.result()
+                outcome = future.result()
                 msg = messages[i]
-                msg["attempts"].append({"t": round(began - start, 3), "seconds": round(time.time() - began, 3),
-                                        "outcome": outcome, "stage": stage, "reply": text,
-                                        "possible_duplicate": duplicate})
+                msg["attempts"].append(dict(outcome, t=round(began - start, 3),
+                                            seconds=round(time.time() - began, 3)))
+                outcome = outcome["outcome"]
                 if outcome == "Z":
                     heapq.heappush(due, (next_retry(start, time.time(), args.time_scale), i))
                 else:

@@ -49,6 +49,9 @@ EXPECTED = {
         "concurrencyremote": "3\n",
         "timeoutsmtpd": None,
         "me": None,
+        # relay_allowed_senders domain_addresses: qmail-inject's default host for local accounts' senders is the
+        # customer's first domain (docs/qmail.md, "Mail from local accounts"), with or without the guard
+        "defaulthost": "example.com\n",
     },
     "plain": {
         "smtproutes": HEADER + ":relay.smarthost.test:25\n",
@@ -58,6 +61,7 @@ EXPECTED = {
         "me": "qmail-plain.example.com\n",
         "helohost": None,
         "concurrencyremote": None,
+        "defaulthost": "example.com\n",
     },
     "routes": {
         "smtproutes": HEADER + (
@@ -73,6 +77,7 @@ EXPECTED = {
         # relay_licenses 40: 288 recipients per 10 minutes, 28 a minute, one connection.
         "concurrencyremote": "1\n",
         "me": "qmail-routes.example.com\n",
+        "defaulthost": "example.com\n",
     },
 }
 # What a previous administrator left (molecule.yml), kept under /var/backups/smarthost-qmail/<run>/.

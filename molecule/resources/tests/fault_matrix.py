@@ -130,6 +130,29 @@ def tally(batch, records, since=0.0, client_ip=None):
     return row
 
 
+def opened_at(connection):
+    """When a connection record's connection was opened (epoch seconds): the record is written when it closes."""
+    return connection["time"] - connection.get("duration", 0.0)
+
+
+def relay_connections(records, client_ip, since=0.0, messages=None):
+    """The relay connections ``client_ip`` opened since ``since``, counted from the stand-in's connection records
+    (written when a connection closes: read them after the client closed its connections, or after a relay restart
+    closed them): ``connections``, ``carrying`` (with at least one transaction), ``dos_refusals`` (refused at
+    HELO/EHLO by the denial-of-service rules), ``refused_at_helo``, ``most_transactions`` (on one connection) and,
+    with ``messages``, ``connections_per_1000`` messages."""
+    conns = [r for r in records if r.get("kind") == "connection" and r.get("client_ip") == client_ip
+             and opened_at(r) >= since]
+    row = {"connections": len(conns),
+           "carrying": sum(1 for r in conns if r.get("transactions")),
+           "dos_refusals": sum(1 for r in conns if r.get("dos")),
+           "refused_at_helo": sum(1 for r in conns if r.get("end") == "refused"),
+           "most_transactions": max((r.get("transactions") or 0 for r in conns), default=0)}
+    if messages:
+        row["connections_per_1000"] = round(1000.0 * len(conns) / messages, 1)
+    return row
+
+
 def settle(row, queued, bounced, dsn_local=0):
     """Close a row with what the MTA itself says: still queued, bounced (its log), DSNs kept locally.
     lost: neither delivered, nor bounced to someone, nor still queued."""

@@ -74,8 +74,9 @@ MAX_REPLY_LINES = 200
 MAX_REPLY_TEXT = 400
 # What a client may send ahead while the guard waits for a reply it must see first (DATA's).
 MAX_CLIENT_BACKLOG = 1048576
-# After the relay refused a new connection (a 421 for a burst of connections, say), sessions wait this long for a
-# connection in use rather than open more.
+# After the relay refused a new connection or closed one with a 421 ("Try again later", its answer to a burst of new
+# connections), no new relay connection is opened for this long, whether or not others are open: sessions wait for
+# one in use, or for the end of the hold-off. Reconnecting at once would keep the relay's DoS window full.
 HOLD_OFF = 10.0
 # A session finds no idle connection while one with its key is in use: it waits this long for that one to come back
 # (qmail-remote's next session may start before the last one's connection is back) before it opens a new one.
@@ -1044,8 +1045,7 @@ class Pool:
                         reuse_until = now + REUSE_WAIT
                     awaiting_reuse = reuse_until is not None and now < reuse_until and self.in_use[key] > 0
                     # one new connection at a time (no burst of them), none while the relay refuses them
-                    may_open = not awaiting_reuse and self.opening == 0 and (
-                        self.total == 0 or now >= self.hold_off_until)
+                    may_open = not awaiting_reuse and self.opening == 0 and now >= self.hold_off_until
                     if may_open and self.total < self.settings["max_connections"]:
                         self.total += 1
                         open_new = True
@@ -1099,10 +1099,8 @@ class Pool:
             connection.broken = not getattr(exc, "quit_relay", False)
             self.discard(connection)
             if isinstance(exc, Refusal) and exc.lines and exc.lines[-1].startswith("4"):
-                with self.condition:
-                    # before the next session may open one (opening is still counted)
-                    self.counts["refused"] += 1
-                    self.hold_off_until = time.monotonic() + HOLD_OFF
+                # before the next session may open one (opening is still counted)
+                self.hold_off("refused")
             raise
         finally:
             with self.condition:
@@ -1111,10 +1109,17 @@ class Pool:
         self._count("opened")
         return connection
 
+    def hold_off(self, why):
+        """No new relay connection for HOLD_OFF seconds: the relay refused one, or closed one with a 421."""
+        with self.condition:
+            self.counts[why] += 1
+            self.hold_off_until = time.monotonic() + HOLD_OFF
+
     def _hold_off(self, refusal, log, deadline):
         """The relay refused a new connection with a 4xx (a burst of new connections gets "421 4.7.0 Try again
         later"): no new ones for HOLD_OFF seconds (see _open), and while others are open this session waits for one
-        of those (True). False: nothing to wait for, the client gets the refusal."""
+        of those (True). False: nothing to wait for, the client gets the refusal (and defers; the sessions that
+        come during the hold-off wait for its end in acquire, they do not reconnect)."""
         if not refusal.lines or not refusal.lines[-1].startswith("4"):
             return False
         with self.condition:
@@ -1623,6 +1628,7 @@ class Session:
             lines = self.guard.relay_lines_for_client(lines, self.log)
         if code == 421:
             conn.broken = True
+            self.guard.pool.hold_off("closed_by_421")
             self.tell_client(lines)
             raise _SessionEnd("relay said %s" % Reply(lines).summary())
         self.to_client(lines)
@@ -1640,6 +1646,8 @@ class Session:
             self.detach("said %s" % summary)
             return
         self.conn.broken = True
+        if code == 421:
+            self.guard.pool.hold_off("closed_by_421")
         self.tell_client(self.guard.relay_lines_for_client(lines, self.log) if code == 421
                          else ["421 4.4.2 relay %s sent an unexpected reply" % self.where])
         raise _SessionEnd("relay sent an unexpected reply: %s" % summary)

@@ -24,6 +24,7 @@ from relay_standin.testing import message
 from ansible_collections.smarthost.relay.plugins.module_utils._relay import replies
 
 HELO = "mta.example.com"
+TRY_LATER = "421 4.7.0 Try again later, closing connection."
 # Google's customer daily limit as the stricter stand-in sends it: wrapped, the code on every line, a token.
 CUSTOMER_LIMIT_LINES = [
     "550-5.7.1 Daily SMTP relay limit exceeded for",
@@ -332,8 +333,14 @@ def test_a_connection_dying_inside_a_transaction_is_a_4xx_and_the_retry_delivers
     assert len(_connection_ids(standin)) == 2
 
 
-def test_a_421_takes_the_connection_out_of_the_pool(relay_standin_factory, start_guard):
-    """The relay says 421 but keeps the connection open (disconnect false): the guard uses it no more."""
+def _opened_at(connection_record):
+    return connection_record["time"] - connection_record["duration"]
+
+
+def test_a_421_takes_the_connection_out_of_the_pool(relay_standin_factory, start_guard, guard_module, monkeypatch):
+    """The relay says 421 but keeps the connection open (disconnect false): the guard uses it no more, and opens
+    the next one only after its hold-off (a 421 is the relay's "try again later")."""
+    monkeypatch.setattr(guard_module, "HOLD_OFF", 1.0)
     standin = _standin(relay_standin_factory)
     guard = start_guard(standin)
     assert _send(guard, 1) == "ok"
@@ -348,6 +355,10 @@ def test_a_421_takes_the_connection_out_of_the_pool(relay_standin_factory, start
     assert first["connection"] != retried["connection"]
     [closed] = standin.wait_for_connections(1)
     assert closed["connection"] == first["connection"]
+    guard.shutdown()
+    opened = {r["connection"]: _opened_at(r) for r in standin.wait_for_connections(2)}
+    refused_at = max(t["time"] for t in standin.transactions() if t["connection"] == first["connection"])
+    assert opened[retried["connection"]] - refused_at >= 1.0 - 0.05
 
 
 def test_a_client_that_leaves_inside_a_transaction_leaves_a_clean_connection(relay_standin_factory, start_guard):
@@ -488,3 +499,21 @@ def test_a_refused_new_connection_makes_sessions_wait_for_one_in_use(relay_stand
     assert refused and all(r["dos"] == "burst" for r in refused)
     assert len(refused) == 1  # then no new connection for a while: the sessions waited
     assert any("waiting for one of the 2 open relay connection(s)" in line for line in guard_log())
+
+
+def test_a_refused_connection_with_none_open_holds_off_new_ones(relay_standin_factory, start_guard, guard_module,
+                                                                monkeypatch):
+    """The relay refuses the only new connection ("421 4.7.0 Try again later", as to a burst): that session's
+    client gets the relay's refusal, and the next session, with no relay connection open, waits for the end of the
+    hold-off before it opens one (reconnecting at once, session after session, kept the DoS window full)."""
+    monkeypatch.setattr(guard_module, "HOLD_OFF", 1.5)
+    standin = _standin(relay_standin_factory, faults=[{"stage": "connect", "reply": TRY_LATER, "times": 1}])
+    guard = start_guard(standin)
+    refused = _send(guard, 1)
+    assert refused is not None and replies.normalise(refused)[:2] == (421, "4.7.0"), refused
+    assert _send(guard, 2) == "ok"
+    _wait_accepted(standin, 1)
+    guard.shutdown()
+    first, second = sorted(_opened_at(r) for r in standin.wait_for_connections(2))
+    assert second - first >= 1.5 - 0.05
+    assert guard.pool.snapshot()["refused"] == 1
