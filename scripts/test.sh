@@ -5,7 +5,7 @@
 #   scripts/test.sh lint molecule   chosen tiers
 # Tiers: unit lint sanity build molecule fresh. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
 # SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time; SMARTHOST_MOLECULE_VERBOSE=0 drops -vvv --diff.
-# fresh: the README's set-up and SMARTHOST_FRESH_TIERS (default "unit build"; lint and sanity fit too) in a new Debian 12
+# fresh: the README's set-up and SMARTHOST_FRESH_TIERS (default "unit lint build"; sanity fits too) in a new Debian 12
 # container with only the checkout copied in; its whole log in .cache/logs/fresh.log.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,7 +15,7 @@ ALL_TIERS=(unit lint sanity build molecule fresh)
 # Longest first, so that two at a time finish close together.
 SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke bed}
 JOBS=${SMARTHOST_MOLECULE_JOBS:-2}
-FRESH_TIERS=${SMARTHOST_FRESH_TIERS:-unit build}
+FRESH_TIERS=${SMARTHOST_FRESH_TIERS:-unit lint build}
 FRESH_IMAGE=localhost/smarthost-debian:12
 FRESH_NAME=$SMARTHOST_PREFIX-fresh
 

@@ -64,6 +64,16 @@ _NOTIFY_RE = re.compile(r"^(NEVER|(SUCCESS|FAILURE|DELAY)(,(SUCCESS|FAILURE|DELA
 _RET_RE = re.compile(r"^(FULL|HDRS)$", re.IGNORECASE)
 
 
+def abort_transport(transport) -> None:
+    """Close ``transport`` at once (TCP RST). On CPython 3.11.2 (Debian 12's python3) an SSL transport whose
+    connection is already lost raises AttributeError from abort() (its SSL protocol is gone); there is nothing
+    left to abort then."""
+    try:
+        transport.abort()
+    except AttributeError:
+        pass
+
+
 @dataclass(frozen=True)
 class Listener:
     """Where a connection came in: listener name, the service port it stands
@@ -176,7 +186,7 @@ class RelaySMTP(SMTP):
             self.conn.end = reason
         if self.transport is not None:
             if reset:
-                self.transport.abort()
+                abort_transport(self.transport)
             else:
                 self.transport.close()
 

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .config import IMPLICIT_TLS_LISTENERS, SERVICE_PORTS
 from .policy import RelayPolicy
-from .protocol import Listener, RelaySMTP
+from .protocol import Listener, RelaySMTP, abort_transport
 from .state import RelayState
 
 log = logging.getLogger("relay_standin")
@@ -72,7 +72,7 @@ class RelayServer:
             server.close()
         for connection in list(self._connections):
             if connection.transport is not None:
-                connection.transport.abort()
+                abort_transport(connection.transport)
         for server in servers:
             await server.wait_closed()
         await asyncio.sleep(0)

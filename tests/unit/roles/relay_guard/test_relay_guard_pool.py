@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from relay_standin.protocol import abort_transport
 from relay_standin.pytest_plugin import DEFAULT_PASSWORD, DEFAULT_USER
 from relay_standin.testing import message
 
@@ -134,7 +135,7 @@ def _abort_relay_connections(standin):
     async def abort():
         for connection in list(standin.server._connections):  # pylint: disable=protected-access
             if connection.transport is not None:
-                connection.transport.abort()
+                abort_transport(connection.transport)
     standin.call(abort())
 
 
