@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,8 +140,16 @@ def test_allowed_host_relays(attempts, mta):
 
 
 def test_nothing_from_the_outsider_reached_the_relay_or_a_queue(attempts, results):
-    # The allowed mail (test above) has arrived, so anything relayed alongside it would have too.
-    time.sleep(5)
+    # A sentinel from the allowed host, sent after every outsider attempt ended, must reach the relay through each
+    # MTA: anything those MTAs accepted from the outsider before it would have been relayed (or queued) by then.
+    for mta in MTAS:
+        request = allowed_request(mta)
+        sentinel = "<sentinel.%s.%s@example.com>" % (TAG, mta)
+        request["transactions"] = [dict(request["transactions"][0], message_id=sentinel,
+                                        recipient="sentinel-%s-%s@outside.test" % (TAG, mta))]
+        probe(MTAS[OTHER[mta]], request)
+        assert relay_record.wait_for_transactions(host(RELAY), count=1, timeout=120, verdict="accepted",
+                                                  message_id=sentinel), mta
     records = relay_record.read_record(host(RELAY))
     leaked = [r for r in records if r.get("kind") == "transaction"
               and any("open-relay-%s" % TAG in rcpt for rcpt in r.get("recipients") or [])]
