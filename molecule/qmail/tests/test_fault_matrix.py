@@ -55,7 +55,10 @@ MESSAGES = 200
 # connections in all (bench/ measures 1,000-message runs of each pool pattern).
 REUSE_MESSAGES = {"peak_450": 1000}
 REUSE_MESSAGES_DEFAULT = 300
-WINDOW = 4  # seconds each fault lasts, counted from when the stand-in loads it
+WINDOW = 6  # seconds each fault lasts, counted from when the stand-in loads it
+# The driver starts delivering this long after it is launched: ``podman exec`` of the driver and of the config
+# write can each take seconds on a loaded machine, and the fault must be loaded before the first sessions.
+START_LEAD = 6
 TAG = uuid.uuid4().hex[:8]
 TRY_LATER = "421 4.7.0 Try again later, closing connection."
 # The customer's daily limit as Google wraps it, written out: the distinctive words split over the first two lines,
@@ -210,7 +213,7 @@ def run_case(case, baseline):
     # The driver queues its messages at start_at; the fault is written just before, so its window (counted from
     # when the stand-in loads it, within 0.5 s) covers the first seconds of delivery whatever the load. The same
     # write restarts the relay: the guard's idle connections are closed, the case's sessions need new ones.
-    start_at = time.time() + 3
+    start_at = time.time() + START_LEAD
     driver = subprocess.Popen(["podman", "exec", QMAIL, "python3", DRIVER, "--prefix", batch.prefix,
                                "--count", str(messages), "--port", str(GUARD_PORT), "--deadline", str(DEADLINE),
                                "--start-at", str(start_at)] + options,
@@ -220,6 +223,9 @@ def run_case(case, baseline):
     if faults is None:
         switched = write_config(dict(baseline, restart_epoch=epoch, tls={"cert": "/etc/relay-standin/untrusted.pem",
                                                                          "key": "/etc/relay-standin/untrusted.key"}))
+        # the impostor stays until the guard has met it (a connection opened after the switch, closed by the guard's
+        # failed verification), and at least WINDOW seconds from the start of delivery
+        wait_for_connection_after(switched, before)
         time.sleep(max(0.0, start_at + WINDOW - time.time()))
         restored = time.time()  # connections opened from here on may get the relay's own certificate again
         write_config(dict(baseline, restart_epoch=epoch))
@@ -240,6 +246,15 @@ def run_case(case, baseline):
                   driver_seconds=result["seconds"], concurrency=result["concurrency"], timeout=result["timeout"])
     RESULTS[case] = counts
     return result, records, counts, (switched, restored)
+
+
+def wait_for_connection_after(moment, records_before, timeout=120):
+    """Until the stand-in has recorded a connection opened after ``moment`` (records are written at close)."""
+    deadline = time.monotonic() + timeout
+    while not any(r.get("kind") == "connection" and fault_matrix.opened_at(r) > moment
+                  for r in TAIL.records()[records_before:]):
+        assert time.monotonic() < deadline, "no relay connection within %d s of the impostor's certificate" % timeout
+        time.sleep(0.2)
 
 
 def count(batch, result, records):
@@ -398,8 +413,11 @@ def test_fault_case(case, baseline):
     if case in REUSE_CASES:
         # qmail-remote's sessions, one per message, over a handful of pooled relay connections, none refused
         assert counts["dos_refusals"] == 0 and counts["refused_at_helo"] == 0, summary
+        # the bar is per 1,000 messages; a shorter run is held to the same 5 connections in all (a cold pool opens
+        # up to control/concurrencyremote, 3, when sessions start together on a loaded machine)
         assert counts["connections"] <= MAX_CONNECTIONS_PER_1000, summary
-        assert counts["connections_per_1000"] <= MAX_CONNECTIONS_PER_1000, summary
+        if messages >= 1000:
+            assert counts["connections_per_1000"] <= MAX_CONNECTIONS_PER_1000, summary
 
 
 def check_stall(result, records, counts):
