@@ -94,8 +94,8 @@ def _check_config(args) -> int:
     print("ok: listeners %s, %d allowlist range(s), %d user(s), senders %s, domains %s, replies %s, dos %s%s" % (
         settings.listeners(), len(settings.allowlist), len(settings.users), settings.allowed_senders,
         ", ".join(settings.domains) or "-", settings.reply_layout,
-        "off" if dos.max_new_connections is None else "%d new connections per %gs" % (dos.max_new_connections,
-                                                                                     dos.window_seconds),
+        "off" if dos.max_new_connections is None else "%d new connections per %gs" % (
+            dos.max_new_connections, dos.window_seconds),
         ", generic HELO refused" if dos.generic_helo else ""))
     return 0
 

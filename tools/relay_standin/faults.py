@@ -148,9 +148,9 @@ def parse_fault(entry, index: int) -> FaultRule:
             raise FaultConfigError("faults[%d]: give reply or reply_key, not both" % index)
         known = replies.BY_KEY.get(reply_key) if isinstance(reply_key, str) else None
         if known is None or known.code < 400:
+            refusals = ", ".join(k for k, v in sorted(replies.BY_KEY.items()) if v.code >= 400)
             raise FaultConfigError("faults[%d].reply_key must be a 4xx or 5xx entry of the reply catalogue (%s), "
-                                   "got %r" % (index, ", ".join(k for k, v in sorted(replies.BY_KEY.items())
-                                                                 if v.code >= 400), reply_key))
+                                   "got %r" % (index, refusals, reply_key))
         lines, reply = (), replies.render(reply_key)
     else:
         lines = reply_lines(entry.get("reply", DEFAULT_FAULT_REPLY), "faults[%d].reply" % index)

@@ -86,8 +86,8 @@ def test_domain_addresses_local_senders_leave_in_the_customer_domain(relay_stand
                                       "(domain): Root@MX1.Example.COM. -> Root@example.com"]
 
 
-def test_domain_addresses_without_the_rewrite_the_relay_refuses_the_daemon(relay_standin_factory, start_guard,
-                                                                          guard_log):
+def test_domain_addresses_without_the_rewrite_the_relay_refuses_the_daemon(
+        relay_standin_factory, start_guard, guard_log):
     standin = relay_standin_factory(allowlist=["127.0.0.1"], allowed_senders="domain_addresses")
     guard = start_guard(standin, auth=None)
     code, text = _send(guard, "www-data@host.localdomain")
@@ -116,8 +116,8 @@ def test_registered_users_local_senders_leave_as_relay_local_sender(relay_standi
         assert (code == 250) == (verdict == "accepted"), (name, code, text)
     records = _records(standin, len(REGISTERED_CASES))
     for name, (_sender, wanted, verdict) in REGISTERED_CASES.items():
-        record = records.get("<%s@test>" % name) or next(r for r in records.values() if r["sender"] == wanted
-                                                          and r["verdict"] == verdict)
+        record = records.get("<%s@test>" % name) or next(
+            r for r in records.values() if r["sender"] == wanted and r["verdict"] == verdict)
         assert (record["sender"], record["verdict"]) == (wanted, verdict), name
     assert _rewrites(guard_log()) == ["(address): root@mx1.example.com -> alerts@example.com",
                                       "(address): www-data@host.localdomain -> alerts@example.com",
@@ -131,8 +131,8 @@ def test_registered_users_without_the_rewrite_the_relay_refuses_local_senders(re
         code, text = _send(guard, sender)
         assert code == 550 and "5.7.0 Mail Sending denied" in text, (sender, code, text)
     records = _records(standin, 2).values()
-    assert sorted((r["sender"], r["verdict"]) for r in records) == [("root@mx1.example.com", "refused"),
-                                                                   ("www-data@host.localdomain", "refused")]
+    assert sorted((r["sender"], r["verdict"]) for r in records) == [
+        ("root@mx1.example.com", "refused"), ("www-data@host.localdomain", "refused")]
 
 
 def test_rewrite_keeps_the_mail_parameters_and_pipelining(relay_standin_factory, start_guard):
@@ -145,7 +145,7 @@ def test_rewrite_keeps_the_mail_parameters_and_pipelining(relay_standin_factory,
     data = message(message_id="<piped@test>")
     client.send(b"MAIL FROM:<root@mx1.example.com> SIZE=%d BODY=8BITMIME\r\nRCPT TO:<bob@remote.test>\r\nDATA\r\n"
                 % len(data))
-    assert [client.getreply()[0] for _ in range(3)] == [250, 250, 354]
+    assert [client.getreply()[0] for _reply in range(3)] == [250, 250, 354]
     client.send(data + b".\r\n")
     assert client.getreply()[0] == 250
     client.quit()

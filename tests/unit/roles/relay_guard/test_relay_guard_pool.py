@@ -297,8 +297,8 @@ def test_a_connection_that_died_while_idle_is_replaced_unseen(relay_standin_fact
             or "relay#1 not reused: closed by the relay while idle" in line]
 
 
-def test_the_relay_closing_between_transactions_of_one_session_is_unseen(relay_standin_factory, start_guard,
-                                                                           guard_log):
+def test_the_relay_closing_between_transactions_of_one_session_is_unseen(
+        relay_standin_factory, start_guard, guard_log):
     """Sendmail keeps its session open between messages; the relay's idle timeout ends the relay connection, and
     the next command of the session goes over a new one."""
     standin = _standin(relay_standin_factory, idle_timeout_seconds=0.5)
@@ -406,8 +406,8 @@ def test_a_client_that_leaves_inside_a_message_never_completes_it(relay_standin_
     ({"reply_key": "customer_daily"}, "rcpt"),
     ({"reply_key": "user_daily"}, "mail"),
 ], ids=["google-wrapped", "stand-in-customer", "stand-in-user"])
-def test_multiline_limit_replies_reach_the_client_as_450_on_every_line(relay_standin_factory, start_guard,
-                                                                        fault, stage):
+def test_multiline_limit_replies_reach_the_client_as_450_on_every_line(
+        relay_standin_factory, start_guard, fault, stage):
     standin = _standin(relay_standin_factory, faults=[dict(fault, stage=stage, times=1)])
     guard = start_guard(standin)
     client = Client(guard)

@@ -41,8 +41,8 @@ def test_allowlist_box_refuses_an_authenticated_client_outside_it(relay_standin_
     assert reply[0] == 550 and catalogue_key(reply) == "relay_denied"
     client.quit()
     [record] = standin.transactions()
-    assert (record["auth_user"], record["verdict"], record["reply_key"]) == ("alice@example.com", "refused",
-                                                                            "relay_denied")
+    assert (record["auth_user"], record["verdict"], record["reply_key"]) == (
+        "alice@example.com", "refused", "relay_denied")
     assert record["reply"].startswith("550 5.7.0 Mail relay denied [127.0.0.1]. Invalid credentials for relay for "
                                       "one of the domains in: example.com, mta.example.com (as obtained from HELO "
                                       "and MAIL FROM)")

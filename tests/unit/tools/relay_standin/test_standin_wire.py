@@ -74,8 +74,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("layout", ["multiline", "single_line"])
-def test_every_refusal_comes_from_the_catalogue_in_googles_layout(relay_standin_factory, relay_client, case,
-                                                                   layout):
+def test_every_refusal_comes_from_the_catalogue_in_googles_layout(
+        relay_standin_factory, relay_client, case, layout):
     config, tls, commands = CASES[case]
     config = dict(config)
     seed = config.pop("seed", None)
