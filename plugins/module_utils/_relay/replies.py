@@ -14,7 +14,8 @@ One table (``CATALOGUE``) serves everything that speaks or reads the relay's rep
 * ``retry_rules`` turns the entries that mean "later, not never" into rules that Postfix's
   ``smtp_delivery_status_filter`` and the relay guard apply to the *whole* reply (every line joined), so
   that the distinctive words may stand on any line, even split over two;
-* ``classify`` names the cause of a reply (or of an MTA's log text of it) for whoever explains stuck mail.
+* ``classify`` names the cause of a reply (or of an MTA's log text of it) for whoever explains stuck mail;
+  ``identify`` also reads a reply back after the retry rules rewrote it (the relay doctor, ``doctor.py``).
 
 Facts (codes, enhanced codes, the short reply texts) are from Google's "Gmail SMTP errors and codes"
 (support.google.com/a/answer/3726730), the relay articles 2956491 and 6140680, and the service document's
@@ -188,6 +189,27 @@ def classify(reply):
         if code not in (None, entry.code):
             continue
         if status is not None and status != entry.status:
+            continue
+        if entry.phrase.lower() in lowered:
+            return entry
+    return None
+
+
+def identify(reply):
+    """``classify``, and also a reply the retry rules turned into 4xx (``450-4.4.5 Daily SMTP relay limit exceeded
+    for user``, as the relay guard hands it on): an entry with a retry code matches its retry code and status too.
+    None if nothing matches."""
+    entry = classify(reply)
+    if entry is not None:
+        return entry
+    code, status, text = normalise(reply)
+    lowered = text.lower()
+    for entry in CATALOGUE:
+        if not entry.retry:
+            continue
+        if code not in (None, entry.retry_code):
+            continue
+        if status is not None and status != "4" + entry.status[1:]:
             continue
         if entry.phrase.lower() in lowered:
             return entry

@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The relay doctor's diagnoses: what a relay reply (or an MTA's own failure text) means for this host, and the fix.
+
+A reply is first named by the reply catalogue (``replies.identify``: code + enhanced code + phrase, also after the
+retry rules rewrote it to 4xx); the catalogue entry then maps to one *class* below, which carries
+
+* ``cause``: the service document's rule behind it, in this project's words;
+* ``console``: where the Admin console setting lives, as the service document gives the path;
+* ``fixes``: the ``relay_*`` / ``<mta>_*`` variables to change, with the value this host needs when it is known
+  (the egress address the relay saw, for the allowlist);
+* ``severity``: ``blocked`` (mail cannot leave until someone changes something) or ``degraded`` (clears by itself
+  or touches some mail only).
+
+Texts an MTA writes itself (connection refused, DNS, certificate verification) never reach the catalogue and are
+matched by ``LOCAL_PATTERNS``. Whatever matches nothing is class ``unknown`` and is kept verbatim.
+
+``summarise`` turns parsed queue entries and log events (``doctor_parsers``) into the per-host report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+from . import replies
+
+CONSOLE = "Admin console > Apps > Google Apps > Gmail > Advanced settings > SMTP relay service"
+
+DoctorClass = namedtuple("DoctorClass", ["key", "title", "severity", "cause", "console", "fixes"])
+DoctorClass.__doc__ = """One cause of stuck mail. ``fixes``: (variable, value or None, why) triples; a value
+``"{egress}/32"`` is filled with the address the relay saw, ``"{mta}_..."`` with the MTA's name."""
+
+_S = CONSOLE + " > "
+CLASSES = (
+    DoctorClass(
+        "allowlist", "address not in the relay's allowlist", "blocked",
+        "the relay takes mail only from the IP addresses listed in its setting (or from a session that logged in "
+        "with SMTP AUTH), and the address this host connects from is not among them",
+        _S + "Authentication > Only accept mail from the specified IP addresses",
+        (("relay_allowlist", "{egress}/32", "list the address the relay saw in the setting and in relay_allowlist"),
+         ("relay_auth", True, "or log in with SMTP AUTH as a registered user (TLS required)"))),
+    DoctorClass(
+        "sender_domain", "sender or HELO outside the customer's domains", "blocked",
+        "with any-address senders, a sender outside the customer's domains is accepted only from a session that "
+        "uses SMTP AUTH or names one of the customer's domains in HELO/EHLO",
+        _S + "Allowed senders",
+        (("relay_helo_name", "a host name in relay_domains", "present one of the customer's domains in HELO/EHLO"),
+         ("relay_auth", True, "or identify the domain with SMTP AUTH"),
+         ("relay_foreign_senders", True, "declare that this host sends for domains it does not own"))),
+    DoctorClass(
+        "null_sender", "null sender without an identity", "blocked",
+        "mail with an empty envelope sender (bounces, vacation replies) needs SMTP AUTH or an own-domain HELO, and "
+        "takes one recipient per transaction",
+        _S + "Allowed senders",
+        (("relay_helo_name", "a host name in relay_domains", "present one of the customer's domains in HELO/EHLO"),
+         ("relay_auth", True, "or identify the domain with SMTP AUTH"),
+         ("relay_null_sender", True, "send null-sender mail one recipient per transaction"))),
+    DoctorClass(
+        "unregistered_sender", "sender is not a registered user", "blocked",
+        "the setting allows only registered users of the customer's domains as senders, and this sender is not "
+        "one (or not an active one)",
+        _S + "Allowed senders > Only registered Apps users in my domain",
+        (("relay_local_sender", "a registered user's address", "send local accounts' mail as a registered user"),
+         ("relay_allowed_senders", "domain_addresses", "or widen the setting (and this variable) to addresses "
+                                                       "in the customer's domains"))),
+    DoctorClass(
+        "auth_required", "SMTP AUTH required", "blocked",
+        "the setting requires SMTP authentication and this host did not log in",
+        _S + "Authentication > Require SMTP Authentication",
+        (("relay_auth", True, "log in with SMTP AUTH"),
+         ("relay_auth_username", "a registered user's address", None),
+         ("relay_auth_password", None, "kept in a vault"))),
+    DoctorClass(
+        "bad_credentials", "SMTP AUTH credentials refused", "blocked",
+        "the relay refused the user name and password given with SMTP AUTH (wrong, or too many failed attempts)",
+        _S + "Authentication > Require SMTP Authentication",
+        (("relay_auth_username", "a registered user's address", None),
+         ("relay_auth_password", None, "the user's current password (or app password), kept in a vault"))),
+    DoctorClass(
+        "tls_required", "TLS required", "blocked",
+        "the setting requires TLS encryption and this host sent mail (or tried AUTH) without STARTTLS; with "
+        "required TLS the relay is reached on port 587",
+        _S + "Encryption > Require TLS encryption",
+        (("relay_tls", "required", None), ("relay_port", 587, None))),
+    DoctorClass(
+        "tls_failure", "TLS or certificate failure", "blocked",
+        "the TLS handshake failed or the relay's certificate did not verify: a missing CA, a wrong relay host "
+        "name, or a host that is not the relay at all (an impostor); this host sent nothing to it",
+        None,
+        (("relay_tls_ca_file", "the CA bundle that signs the relay's certificate", None),
+         ("relay_host", "smtp-relay.gmail.com", "check that the name resolves to the relay and not an impostor"))),
+    DoctorClass(
+        "user_daily_limit", "daily limit per user", "blocked",
+        "a registered user relays at most 10,000 messages and 10,000 unique recipients in 24 hours",
+        None,
+        (("relay_licenses", "the customer's licence count", "throttle below the limits"),
+         ("{mta}_limit_replies_retry", True, "keep such mail queued until the day's window moves on"))),
+    DoctorClass(
+        "customer_daily_limit", "daily limit per customer", "blocked",
+        "the customer relays about 130 recipients per user licence in 24 hours (100 before the first bill is "
+        "paid), counted over all of its servers",
+        None,
+        (("relay_licenses", "the customer's licence count", "throttle below the limits"),
+         ("relay_servers", "the number of servers sharing the limit", None),
+         ("{mta}_limit_replies_retry", True, "keep such mail queued until the day's window moves on"))),
+    DoctorClass(
+        "peak_limit", "10-minute peak limit", "degraded",
+        "the customer relays about 9 recipients per user licence in any 10 minutes (50 before the first bill is "
+        "paid); the relay defers the rest",
+        None,
+        (("relay_licenses", "the customer's licence count", "throttle below the limits"),
+         ("relay_servers", "the number of servers sharing the limit", None))),
+    DoctorClass(
+        "too_many_recipients", "too many recipients in one transaction", "degraded",
+        "the relay takes a limited number of recipients per transaction (and one domain per transaction)",
+        None,
+        (("{mta}_main_cf", "a lower per-transaction recipient limit", None),)),
+    DoctorClass(
+        "dos_helo", "denial-of-service protection at HELO", "degraded",
+        "the relay guards against floods: it closes connections that open in bursts or that greet with a generic "
+        "name; mail should reuse connections and greet with the host's own name",
+        None,
+        (("relay_helo_name", "this host's name in the customer's domain", "never localhost or the relay's name"),
+         ("postfix_connection_reuse", True, "send several messages per connection"))),
+    DoctorClass(
+        "helo_name", "HELO/EHLO name refused", "blocked",
+        "the relay refuses an empty or malformed HELO/EHLO name",
+        None,
+        (("relay_helo_name", "this host's fully qualified name", None),)),
+    DoctorClass(
+        "unreachable", "relay unreachable or its name does not resolve", "blocked",
+        "this host could not reach the relay (DNS, routing, a firewall on the port, or the relay down); the "
+        "relay listens on 25, 465 and 587",
+        None,
+        (("relay_host", "smtp-relay.gmail.com", "check DNS for it from this host"),
+         ("relay_port", "25, 465 or 587", "open the port outbound in the firewall"))),
+    DoctorClass(
+        "unknown", "not recognised", "degraded",
+        "a reply or failure this catalogue does not know; kept verbatim", None, ()),
+)
+BY_CLASS = {entry.key: entry for entry in CLASSES}
+
+# The reply catalogue's entries (replies.CATALOGUE) and the class each means.
+REPLY_CLASS = {
+    "relay_denied": "allowlist",
+    "invalid_credentials": "sender_domain",
+    "sending_denied": "unregistered_sender",
+    "starttls_first": "tls_required",
+    "tls_required_rcpt": "tls_required",
+    "auth_required": "auth_required",
+    "bad_credentials": "bad_credentials",
+    "too_many_logins": "bad_credentials",
+    "dos_helo": "dos_helo",
+    "helo_empty": "helo_name",
+    "helo_invalid": "helo_name",
+    "user_daily": "user_daily_limit",
+    "customer_daily": "customer_daily_limit",
+    "customer_peak": "peak_limit",
+    "too_many_recipients": "too_many_recipients",
+    "multiple_domains": "too_many_recipients",
+    "null_sender_recipients": "null_sender",
+}
+
+# The MTAs' (and the guard's) own failure texts, first match wins: (class, pattern).
+LOCAL_PATTERNS = tuple((key, re.compile(pattern, re.IGNORECASE)) for key, pattern in (
+    ("tls_failure", r"certificate|verify=FAIL|TLS handshake|TLS is required, but|does not offer STARTTLS|"
+                    r"refused STARTTLS|TLS.*(?:fail|error)|SSL"),
+    ("unreachable", r"connection refused|connection timed out|timed out while|no route to host|network is "
+                    r"unreachable|connection reset|lost connection|unreachable|wasn't able to establish an SMTP "
+                    r"connection|couldn't find any host|host or domain name not found|name service error|host name "
+                    r"lookup failure|name server|temporary failure in name resolution|no address associated"),
+    ("bad_credentials", r"SASL authentication failed|authinfo|refused SMTP AUTH|authentication failed"),
+))
+
+_STAGES = (
+    ("EHLO", r"EHLO|HELO|my name was rejected"),
+    ("STARTTLS", r"STARTTLS"),
+    ("AUTH", r"\bAUTH\b|SASL"),
+    ("MAIL", r"MAIL FROM|sender was rejected"),
+    ("RCPT", r"RCPT TO|does not like recipient"),
+    ("DATA", r"\bDATA\b|after I sent the message"),
+    ("CONNECT", r"greeting|refused to talk to me|connect"),
+)
+STAGE_PATTERNS = tuple((stage, re.compile(pattern, re.IGNORECASE)) for stage, pattern in _STAGES)
+_IP_IN_REPLY = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
+
+
+def stage_of(text):
+    """The SMTP stage (CONNECT, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA) an MTA names for a reply, or None."""
+    if not text:
+        return None
+    for stage, pattern in STAGE_PATTERNS:
+        if pattern.search(text):
+            return stage
+    return None
+
+
+def classify_text(reply=None, local=None, sender=None):
+    """``(class key, catalogue entry or None)`` of a relay ``reply`` (the relay's words, lines or one string) and
+    the MTA's ``local`` text around it; ``sender`` ("" for the null sender) refines sender refusals."""
+    entry = replies.identify(reply) if reply else None
+    if entry is not None:
+        key = REPLY_CLASS.get(entry.key, "unknown")
+        if key == "sender_domain" and sender == "":
+            key = "null_sender"
+        return key, entry
+    for text in (local, reply):
+        if not text:
+            continue
+        for key, pattern in LOCAL_PATTERNS:
+            if pattern.search(text):
+                return key, None
+    return "unknown", None
+
+
+def egress_from(reply):
+    """The address the relay says it saw (``Mail relay denied [198.51.100.7]``), or None."""
+    if not reply:
+        return None
+    text = reply if isinstance(reply, str) else " ".join(reply)
+    match = _IP_IN_REPLY.search(text)
+    return match.group(1) if match else None
+
+
+def fixes_for(key, mta=None, egress=None):
+    """The class's fixes as dicts (variable, value, why), with this host's values filled in where known."""
+    out = []
+    for variable, value, why in BY_CLASS[key].fixes:
+        variable = variable.replace("{mta}", mta or "<mta>")
+        if isinstance(value, str) and "{egress}" in value:
+            value = value.replace("{egress}", egress) if egress else "this host's egress address/32"
+        out.append({"variable": variable, "value": value, "why": why})
+    return out
+
+
+def diagnose(reply=None, local=None, stage=None, sender=None, mta=None, egress=None):
+    """One diagnosis: class, title, severity, cause, console, fixes, the reply normalised (code, status, text,
+    catalogue key) and the stage (given, or read from the local text)."""
+    key, entry = classify_text(reply, local, sender)
+    cls = BY_CLASS[key]
+    out = {"class": key, "title": cls.title, "severity": cls.severity, "cause": cls.cause, "console": cls.console,
+           "stage": stage or stage_of(local), "catalogue": entry.key if entry else None}
+    if reply:
+        code, status, text = replies.normalise(reply)
+        out["reply"] = {"code": code, "status": status, "text": text}
+    if key == "unknown":
+        out["verbatim"] = local or (reply if isinstance(reply, str) else " ".join(reply or ()))
+    out["fixes"] = fixes_for(key, mta, egress or (egress_from(reply) if key == "allowlist" else None))
+    return out
+
+
+# ---- the per-host summary ------------------------------------------------------------------------
+
+SAMPLES = 5
+
+
+def _record_class(classes, diagnosis):
+    key = diagnosis["class"]
+    if key not in classes:
+        classes[key] = dict(diagnosis, queued=0, deferred=0, bounced=0, guard=0, oldest_age=None, samples=[],
+                            last_seen=None)
+    return classes[key]
+
+
+def summarise(queue, events, now, mta=None, egress=None):
+    """The report of one host from its queue entries and log events (doctor_parsers' dicts).
+
+    ``queue``: dicts with queue_id, arrival (epoch), sender, recipients, reply, local, stage (the reason the
+    MTA keeps it). ``events``: dicts with time, queue_id, recipient, sender, status (sent, deferred, bounced),
+    reply, local, stage, relay (True when the event concerns the relay), source ("guard" for the relay guard's
+    own log: counted as ``guard``, not as deferred). Returns the report dict."""
+    classes = {}
+    for item in queue:
+        if not (item.get("reply") or item.get("local")):
+            continue
+        diagnosis = diagnose(item.get("reply"), item.get("local"), item.get("stage"), item.get("sender"), mta, egress)
+        row = _record_class(classes, diagnosis)
+        row["queued"] += 1
+        age = max(0, int(now - item["arrival"])) if item.get("arrival") else None
+        if age is not None and (row["oldest_age"] is None or age > row["oldest_age"]):
+            row["oldest_age"] = age
+        if len(row["samples"]) < SAMPLES:
+            row["samples"].append(item["queue_id"])
+    seen = {}
+    last_success = None
+    last_failure = None
+    for event in sorted(events, key=lambda e: e.get("time") or 0):
+        if event["status"] == "sent":
+            if event.get("relay", True):
+                last_success = event
+            continue
+        diagnosis = diagnose(event.get("reply"), event.get("local"), event.get("stage"), event.get("sender"),
+                             mta, egress)
+        row = _record_class(classes, diagnosis)
+        row["last_seen"] = event.get("time")
+        if event.get("source") == "guard":  # the MTA logs the same refusal again: counted apart
+            row["guard"] += 1
+            continue
+        mark = (diagnosis["class"], event["status"], event.get("queue_id") or id(event))
+        if mark not in seen:
+            seen[mark] = True
+            row[event["status"]] += 1
+        if diagnosis["severity"] == "blocked" and event["status"] == "deferred":
+            last_failure = event
+        if event.get("queue_id") and len(row["samples"]) < SAMPLES and event["queue_id"] not in row["samples"]:
+            row["samples"].append(event["queue_id"])
+    verdict, reasons = _verdict(queue, classes, last_success, last_failure)
+    return {
+        "mta": mta,
+        "queue_size": len(queue),
+        "queued_with_reason": sum(row["queued"] for row in classes.values()),
+        "deferred": sum(row["deferred"] for row in classes.values()),
+        "bounced": sum(row["bounced"] for row in classes.values()),
+        "classes": sorted(classes.values(), key=lambda r: (r["severity"] != "blocked", -r["queued"], r["class"])),
+        "last_success": _event_summary(last_success, now),
+        "verdict": verdict,
+        "reasons": reasons,
+    }
+
+
+def _event_summary(event, now):
+    if event is None:
+        return None
+    return {"time": event.get("time"), "age": int(now - event["time"]) if event.get("time") else None,
+            "queue_id": event.get("queue_id"), "recipient": event.get("recipient")}
+
+
+def _verdict(queue, classes, last_success, last_failure):
+    """healthy: nothing queued for a relay reason and nothing bounced; blocked: mail queued for a reason that
+    does not clear by itself and no relay delivery since the latest such failure; degraded otherwise."""
+    reasons = []
+    blocked = [row for row in classes.values() if row["severity"] == "blocked" and row["queued"]]
+    recent_success = last_success is not None and (
+        last_failure is None or (last_success.get("time") or 0) >= (last_failure.get("time") or 0))
+    if blocked and not recent_success:
+        reasons = ["%d message(s) held: %s" % (row["queued"], row["title"]) for row in blocked]
+        return "blocked", reasons
+    for row in classes.values():
+        if row["queued"]:
+            reasons.append("%d message(s) queued: %s" % (row["queued"], row["title"]))
+        if row["bounced"]:
+            reasons.append("%d message(s) bounced: %s" % (row["bounced"], row["title"]))
+    if reasons:
+        return "degraded", sorted(reasons)
+    del queue
+    return "healthy", []

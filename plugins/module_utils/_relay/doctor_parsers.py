@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# This file is private to the smarthost.relay collection. It is not part of
+# its public API and may change or disappear without notice.
+#
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Readers of the MTAs' queues and logs for the relay doctor, written from the formats the MTAs document.
+
+Every reader is a pure function of text, so that each layout is tested without the MTA. They return
+
+* queue entries: ``{"queue_id", "arrival", "sender", "recipients", "reply", "local", "stage"}`` where ``reply``
+  is the relay's own words (a string, or a list of reply lines) and ``local`` the MTA's text around them;
+* log events: ``{"time", "queue_id", "recipient", "sender", "status", "reply", "local", "stage", "relay"}``,
+  status one of sent, deferred, bounced; ``relay`` False for deliveries that did not go to a relay (local mail).
+
+Log lines may carry any of the prefixes ``log_prefix`` knows: ``journalctl -o short-unix``, RFC 3339 (rsyslog's
+default on Debian 12 and later), the traditional syslog stamp (no year), multilog's TAI64N, or none
+(``journalctl -o cat``).
+"""
+
+from __future__ import annotations
+
+import ast
+import calendar
+import json
+import re
+import time
+
+from .doctor import stage_of
+
+# ---- line prefixes -------------------------------------------------------------------------------
+
+_UNIX = re.compile(r"^(\d{9,11}\.\d+|\d{9,11}) (.*)$")
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)? (.*)$")
+_TRADITIONAL = re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (.*)$")
+_TAI64N = re.compile(r"^@([0-9a-f]{16})[0-9a-f]{8} (.*)$")
+_TAI64_OFFSET = 4611686018427387914  # 2**62 + 10: TAI64 label of the Unix epoch
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+def log_prefix(line, now=None):
+    """``(epoch or None, rest)`` of one log line: its time stamp read and removed (the host name stays in
+    ``rest`` for syslog formats)."""
+    match = _UNIX.match(line)
+    if match:
+        return float(match.group(1)), match.group(2)
+    match = _RFC3339.match(line)
+    if match:
+        stamp = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+        zone = match.group(3)
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "+" else 1
+            digits = zone[1:].replace(":", "")
+            stamp += sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+        return stamp + float(match.group(2) or 0), match.group(4)
+    match = _TAI64N.match(line)
+    if match:
+        return float(int(match.group(1), 16) - _TAI64_OFFSET), match.group(2)
+    match = _TRADITIONAL.match(line)
+    if match and match.group(1) in _MONTHS:
+        now = time.time() if now is None else now
+        year = time.localtime(now).tm_year
+        text = "%d %02d %02d %s" % (year, _MONTHS[match.group(1)], int(match.group(2)), match.group(3))
+        stamp = time.mktime(time.strptime(text, "%Y %m %d %H:%M:%S"))
+        if stamp > now + 86400:  # December's lines read in January
+            stamp = time.mktime(time.strptime(text.replace(str(year), str(year - 1), 1), "%Y %m %d %H:%M:%S"))
+        return stamp, match.group(4)
+    return None, line
+
+
+def _with_times(lines, now=None):
+    for line in lines:
+        line = line.rstrip("\n")
+        if line.strip():
+            yield log_prefix(line, now)
+
+
+# ---- Postfix --------------------------------------------------------------------------------------
+
+_PF_DELIVERY = re.compile(r"\b([0-9A-Za-z]{5,}): to=<([^>]*)>,(.*?) status=(sent|deferred|bounced)(?: \((.*)\))?\s*$")
+_PF_FROM = re.compile(r"\b([0-9A-Za-z]{5,}): from=<([^>]*)>, size=")
+_PF_RELAY = re.compile(r"\brelay=([^,\s]+)")
+_PF_SAID = re.compile(r"^(?:host \S+ said|SASL authentication failed; server \S+ said): (.*?)"
+                      r"(?: \(in reply to (.*?) command\))?$")
+_PF_REFUSED = re.compile(r"^host \S+ refused to talk to me: (.*)$")
+_LOCAL_RELAYS = ("local", "none", "virtual")
+
+
+def postfix_reason(text):
+    """``(reply, local, stage)`` of a Postfix delivery status text or ``delay_reason``: the relay's reply after
+    ``said:`` (stage from ``in reply to … command``; AUTH for a SASL failure; CONNECT for a greeting refused),
+    else the whole text as the MTA's own."""
+    text = (text or "").strip()
+    match = _PF_SAID.match(text)
+    if match:
+        stage = stage_of(match.group(2)) if match.group(2) else None
+        if text.startswith("SASL"):
+            stage = "AUTH"
+        return match.group(1), text, stage
+    match = _PF_REFUSED.match(text)
+    if match:
+        return match.group(1), text, "CONNECT"
+    return None, text, stage_of(text) if text else None
+
+
+def postfix_queue(text):
+    """Queue entries from ``postqueue -j`` (Postfix 3.1+: one JSON object per line)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        item = json.loads(line)
+        recipients = item.get("recipients") or []
+        reason = next((r.get("delay_reason") for r in recipients if r.get("delay_reason")), "")
+        reply, local, stage = postfix_reason(reason) if reason else (None, None, None)
+        out.append({"queue_id": item.get("queue_id"), "arrival": item.get("arrival_time"),
+                    "sender": item.get("sender"), "recipients": [r.get("address") for r in recipients],
+                    "queue_name": item.get("queue_name"), "reply": reply, "local": local, "stage": stage})
+    return out
+
+
+def postfix_log(lines, now=None):
+    """Delivery events from Postfix's log lines (smtp, lmtp, local, error, qmgr)."""
+    senders, events = {}, []
+    for stamp, rest in _with_times(lines, now):
+        match = _PF_FROM.search(rest)
+        if match:
+            senders[match.group(1)] = match.group(2)
+            continue
+        match = _PF_DELIVERY.search(rest)
+        if not match:
+            continue
+        queue_id, recipient, fields, status, text = match.groups()
+        relay = _PF_RELAY.search(fields)
+        relay = relay.group(1) if relay else "none"
+        reply, local, stage = postfix_reason(text)
+        to_relay = relay.split("[", 1)[0] not in _LOCAL_RELAYS and not relay.startswith("private/")
+        if status != "sent" and relay == "none":
+            to_relay = True  # the relay could not be reached at all
+        events.append({"time": stamp, "queue_id": queue_id, "recipient": recipient,
+                       "sender": senders.get(queue_id), "status": status, "reply": reply, "local": local,
+                       "stage": stage, "relay": to_relay})
+    return events
+
+
+# ---- Sendmail -------------------------------------------------------------------------------------
+
+_SM_DELIVERY = re.compile(r"\b([0-9A-Za-z]{8,}): to=(.*?), (?:.*?, )?dsn=([245]\.\d{1,3}\.\d{1,3}), (.*)$")
+_SM_FROM = re.compile(r"\b([0-9A-Za-z]{8,}): from=<?([^>,]*)>?, size=")
+_SM_MAILER = re.compile(r"\bmailer=([^,\s]+)")
+_SM_FIELD = re.compile(r"(?:^|, )(stat|reply)=(.*?)(?=, (?:stat|reply)=|$)")
+_SM_DEFERRED = re.compile(r"^(?:Deferred|Service unavailable|Sent)(?: \(|: )?(.*?)\)?$")
+_SM_SMTP_REPLY = re.compile(r"^[2-5][0-9]{2}[ -]")
+
+
+def sendmail_reason(stat, reply=None):
+    """``(reply, local)`` of Sendmail's ``stat=`` (``Deferred: 450 4.2.1 …``) and ``reply=`` (8.16.1+) texts."""
+    if reply and _SM_SMTP_REPLY.match(reply):
+        return reply, stat
+    match = _SM_DEFERRED.match(stat or "")
+    inner = match.group(1) if match else ""
+    if inner and _SM_SMTP_REPLY.match(inner):
+        return inner, stat
+    return None, stat
+
+
+def sendmail_log(lines, now=None):
+    """Delivery events from Sendmail's log lines (``to=…, dsn=…, stat=…[, reply=…]``)."""
+    senders, events = {}, []
+    for stamp, rest in _with_times(lines, now):
+        match = _SM_FROM.search(rest)
+        if match:
+            senders[match.group(1)] = match.group(2)
+            continue
+        match = _SM_DELIVERY.search(rest)
+        if not match:
+            continue
+        queue_id, recipients, dsn, tail = match.groups()
+        fields = dict(_SM_FIELD.findall(tail))
+        if "stat" not in fields:
+            continue
+        mailer = _SM_MAILER.search(rest)
+        mailer = mailer.group(1) if mailer else ""
+        reply, local = sendmail_reason(fields.get("stat"), fields.get("reply"))
+        status = {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
+        for recipient in recipients.split(","):
+            events.append({"time": stamp, "queue_id": queue_id, "recipient": recipient.strip().strip("<>"),
+                           "sender": senders.get(queue_id), "status": status, "reply": reply, "local": local,
+                           "stage": stage_of(local) if reply is None else None,
+                           "relay": mailer not in ("local", "prog", "*file*", "*include*")})
+    return events
+
+
+def sendmail_qf(name, text):
+    """A queue entry from one ``qf`` file (``name``: its file name, ``qf<queue id>``): ``T`` creation time, ``S``
+    sender, ``R`` recipients, ``M`` the status message of the last attempt."""
+    entry = {"queue_id": name[2:] if name.startswith("qf") else name, "arrival": None, "sender": None,
+             "recipients": [], "reply": None, "local": None, "stage": None}
+    for line in text.splitlines():
+        kind, value = line[:1], line[1:]
+        if kind == "T" and value.isdigit():
+            entry["arrival"] = int(value)
+        elif kind == "S":
+            entry["sender"] = value.strip("<>")
+        elif kind == "R":
+            entry["recipients"].append(value.split(":", 1)[-1].strip("<>"))
+        elif kind == "M" and value:
+            entry["reply"], entry["local"] = sendmail_reason(value)
+            entry["stage"] = stage_of(value) if entry["reply"] is None else None
+    return entry
+
+
+_MAILQ_HEAD = re.compile(r"^([0-9A-Za-z]{8,})([*X-]?)\s+(\d+)\s+(\w{3} \w{3} +\d+ \d\d:\d\d)\s+<([^>]*)>")
+
+
+def sendmail_mailq(text, now=None):
+    """Queue entries from ``mailq`` (``sendmail -bp``): a head line (queue id, size, queue time, sender), the
+    status of the last attempt in parentheses under it, then the recipients."""
+    now = time.time() if now is None else now
+    out, entry = [], None
+    for line in text.splitlines():
+        match = _MAILQ_HEAD.match(line)
+        if match:
+            arrival = _mailq_time(match.group(4), now)
+            entry = {"queue_id": match.group(1), "arrival": arrival, "sender": match.group(5), "recipients": [],
+                     "reply": None, "local": None, "stage": None}
+            out.append(entry)
+            continue
+        stripped = line.strip()
+        if entry is None or not stripped or stripped.startswith(("Total requests", "/", "-----", "MSP Queue")):
+            continue
+        if stripped.startswith("(") and stripped.endswith(")") and not entry["recipients"]:
+            status = stripped[1:-1]
+            entry["reply"], entry["local"] = sendmail_reason(status)
+            entry["stage"] = stage_of(status) if entry["reply"] is None else None
+        elif stripped.startswith("<") or "@" in stripped:
+            entry["recipients"].append(stripped.strip("<>"))
+    return out
+
+
+def _mailq_time(text, now):
+    parts = text.split()
+    year = time.localtime(now).tm_year
+    try:
+        stamp = time.mktime(time.strptime("%d %s %s %s" % (year, parts[1], parts[2], parts[3]), "%Y %b %d %H:%M"))
+    except ValueError:
+        return None
+    if stamp > now + 86400:
+        stamp = time.mktime(time.strptime("%d %s %s %s" % (year - 1, parts[1], parts[2], parts[3]),
+                                          "%Y %b %d %H:%M"))
+    return stamp
+
+
+# ---- qmail ----------------------------------------------------------------------------------------
+
+_QM_INFO = re.compile(r"info msg (\d+): bytes \d+ from <([^>]*)>")
+_QM_START = re.compile(r"starting delivery (\d+): msg (\d+) to (remote|local) (\S+)")
+_QM_RESULT = re.compile(r"delivery (\d+): (success|failure|deferral): (.*?)\s*$")
+_QM_END = re.compile(r"end msg (\d+)")
+_QM_SAID = "Remote host said: "
+
+
+def qmail_decode(report):
+    """qmail-send's log form of a qmail-remote report back to its lines: ``/`` ends a line, ``_`` stands for a
+    blank (and for any byte qmail-send would not log; an ``_`` in the original text cannot be told apart)."""
+    return [line.replace("_", " ").strip() for line in report.split("/") if line.strip("_ ")]
+
+
+def qmail_reason(report):
+    """``(reply, local, stage)`` of a decoded qmail-remote report: the lines from ``Remote host said:`` on are the
+    relay's reply; the line before says at which step (sender rejected, name rejected, recipient …)."""
+    lines = qmail_decode(report)
+    for index, line in enumerate(lines):
+        if line.startswith(_QM_SAID):
+            reply = [line[len(_QM_SAID):]] + lines[index + 1:]
+            local = " ".join(lines[:index]) or None
+            stage = stage_of(local) if local else None
+            return reply, " ".join(lines), stage or ("RCPT" if not local else None)
+    text = " ".join(lines)
+    return None, text, stage_of(text)
+
+
+def qmail_log(lines, now=None):
+    """Delivery events from qmail-send's log, deliveries joined to their messages by delivery number."""
+    senders, deliveries, events = {}, {}, []
+    for stamp, rest in _with_times(lines, now):
+        match = _QM_INFO.search(rest)
+        if match:
+            senders[match.group(1)] = match.group(2)
+            continue
+        match = _QM_START.search(rest)
+        if match:
+            deliveries[match.group(1)] = (match.group(2), match.group(3), match.group(4))
+            continue
+        match = _QM_RESULT.search(rest)
+        if match and match.group(1) in deliveries:
+            msg, channel, recipient = deliveries.pop(match.group(1))
+            status = {"success": "sent", "failure": "bounced", "deferral": "deferred"}[match.group(2)]
+            reply, local, stage = qmail_reason(match.group(3))
+            events.append({"time": stamp, "queue_id": msg, "recipient": recipient, "sender": senders.get(msg),
+                           "status": status, "reply": reply if status != "sent" else None, "local": local,
+                           "stage": stage, "relay": channel == "remote"})
+    return events
+
+
+_QREAD_HEAD = re.compile(r"^(\d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d) GMT\s+#(\d+)\s+\d+\s+<([^>]*)>")
+_QREAD_RCPT = re.compile(r"^\s+(done\s+)?(remote|local)\s+(\S+)")
+
+
+def qmail_queue(text, events=()):
+    """Queue entries from ``qmail-qread``, each given the reason of its latest logged deferral (``events`` from
+    ``qmail_log``): qmail keeps no reasons in its queue."""
+    latest = {}
+    for event in events:
+        if event["status"] == "deferred":
+            latest[event["queue_id"]] = event
+    out, entry = [], None
+    for line in text.splitlines():
+        match = _QREAD_HEAD.match(line)
+        if match:
+            arrival = calendar.timegm(time.strptime(match.group(1), "%d %b %Y %H:%M:%S"))
+            entry = {"queue_id": match.group(2), "arrival": arrival, "sender": match.group(3), "recipients": [],
+                     "reply": None, "local": None, "stage": None}
+            reason = latest.get(match.group(2))
+            if reason:
+                entry.update(reply=reason["reply"], local=reason["local"], stage=reason["stage"])
+            out.append(entry)
+            continue
+        match = _QREAD_RCPT.match(line)
+        if match and entry is not None and not match.group(1):
+            entry["recipients"].append(match.group(3))
+    return [e for e in out if e["recipients"]]
+
+
+# ---- the relay guard -----------------------------------------------------------------------------
+
+_GUARD_SESSION = re.compile(r"\[(\d+)\] (.*)$")
+_GUARD_REWRITE = re.compile(r"^rewrite \(([^)]*)\): ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") -> ")
+_GUARD_REPLY = re.compile(r"^(?:relay \S+ (answered (EHLO|MAIL FROM|RCPT TO|DATA) with|greeted with)|"
+                          r"AUTH \S+ failed for \S+:) ([2-5][0-9]{2}\b.*)$")
+_GUARD_LOCAL = re.compile(r"^relay \S+ (unreachable: .*|certificate .*|TLS handshake failed.*|does not offer "
+                          r"STARTTLS.*|refused STARTTLS.*)$")
+
+
+def guard_log(lines, now=None):
+    """Refusals the relay guard logged (``journalctl -u smarthost-relay-guard``): a reply it rewrote (its
+    original lines), a reply at connect, EHLO or AUTH, and its own failures to reach or trust the relay.
+    Events carry no queue id; ``source`` is "guard"."""
+    events, pending = [], {}
+
+    def flush(session):
+        stamp, lines_ = pending.pop(session)
+        events.append({"time": stamp, "queue_id": None, "recipient": None, "sender": None, "status": "deferred",
+                       "reply": lines_, "local": None, "stage": None, "relay": True, "source": "guard"})
+
+    for stamp, rest in _with_times(lines, now):
+        match = _GUARD_SESSION.search(rest)
+        if not match:
+            continue
+        session, message = match.groups()
+        rewrite = _GUARD_REWRITE.match(message)
+        if rewrite:
+            line = ast.literal_eval(rewrite.group(2))
+            pending.setdefault(session, (stamp, []))[1].append(line)
+            if line[3:4] != "-":
+                flush(session)
+            continue
+        if session in pending:
+            flush(session)
+        match = _GUARD_REPLY.match(message)
+        if match:
+            stage = "AUTH" if message.startswith("AUTH") else (stage_of(match.group(2)) if match.group(2)
+                                                               else "CONNECT")
+            events.append({"time": stamp, "queue_id": None, "recipient": None, "sender": None, "status": "deferred",
+                           "reply": match.group(3), "local": message, "stage": stage, "relay": True,
+                           "source": "guard"})
+            continue
+        match = _GUARD_LOCAL.match(message)
+        if match:
+            events.append({"time": stamp, "queue_id": None, "recipient": None, "sender": None, "status": "deferred",
+                           "reply": None, "local": message, "stage": stage_of(message), "relay": True,
+                           "source": "guard"})
+    for session in list(pending):
+        flush(session)
+    return events

@@ -1,0 +1,351 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) smarthost.relay maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The relay doctor's readers (doctor_parsers.py), one layout at a time.
+
+Every line below is written from the MTAs' documented formats (Postfix's ``status=… (host … said: … (in reply to …
+command))`` and ``postqueue -j``; Sendmail's ``to=…, dsn=…, stat=…`` with and without 8.16.1's ``reply=``, its
+``qf`` file and ``mailq``; qmail-send's ``starting delivery``/``delivery D:`` lines with ``_`` and ``/``; the relay
+guard's own lines), never copied from a log. Where the Postfix and Sendmail versions differ is in how the line
+reaches the log (syslog stamp, RFC 3339, the journal; long queue ids) and in Sendmail's ``reply=`` field.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+
+import pytest
+
+from ansible_collections.smarthost.relay.plugins.module_utils._relay import doctor as D
+from ansible_collections.smarthost.relay.plugins.module_utils._relay import doctor_parsers as P
+from ansible_collections.smarthost.relay.plugins.module_utils._relay import replies as R
+
+NOW = calendar.timegm((2026, 11, 2, 12, 0, 0, 0, 0, 0))
+TOKEN = "x12-20020a05.37"
+DENIED = R.wrap(R.render("relay_denied", ip="198.51.100.7", domains="example.com"), token=TOKEN)
+CUSTOMER = R.wrap(R.render("customer_daily"), token=TOKEN)
+USER_DAILY = R.wrap(R.render("user_daily"), token=TOKEN)
+RELAY = "relay.smarthost.test[10.89.0.2]:587"
+
+
+def classes(events):
+    return [D.diagnose(e["reply"], e["local"], e["stage"], e.get("sender"))["class"] for e in events]
+
+
+# --- prefixes ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, stamp", [
+    ("1793620800.250000 host postfix/smtp[1]: x", NOW + 0.25),
+    ("2026-11-02T12:00:00.250000+00:00 host postfix/smtp[1]: x", NOW + 0.25),
+    ("2026-11-02T13:00:00+01:00 host postfix/smtp[1]: x", NOW),
+    ("2026-11-02T12:00:00Z host x", NOW),
+    ("@400000006ae87b4400000000 delivery 1: success: x", NOW - 6),
+])
+def test_prefixes(line, stamp):
+    found, rest = P.log_prefix(line, NOW)
+    assert found == pytest.approx(stamp) and rest.endswith("x")
+
+
+def test_traditional_syslog_stamp_has_no_year():
+    stamp, rest = P.log_prefix("Nov  2 11:59:00 host postfix/smtp[1]: x", NOW)
+    assert time.localtime(stamp)[:6] == (2026, 11, 2, 11, 59, 0) and rest == "host postfix/smtp[1]: x"
+    december, _rest = P.log_prefix("Dec 31 23:00:00 host x", calendar.timegm((2027, 1, 1, 12, 0, 0, 0, 0, 0)))
+    assert time.localtime(december).tm_year == 2026
+    assert P.log_prefix("no stamp at all", NOW) == (None, "no stamp at all")
+
+
+# --- Postfix ----------------------------------------------------------------------------------------------
+
+def postfix_lines(prefix, qid, said_lines=tuple(DENIED), stage="RCPT TO"):
+    return [
+        "%s postfix/qmgr[100]: %s: from=<app@example.com>, size=412, nrcpt=1 (queue active)" % (prefix, qid),
+        "%s postfix/smtp[123]: %s: to=<a@example.net>, relay=%s, delay=0.52, delays=0.01/0.01/0.3/0.2, dsn=4.7.0, "
+        "status=deferred (host %s said: %s (in reply to %s command))" % (prefix, qid, RELAY, RELAY.rsplit(":", 1)[0],
+                                                                         " ".join(said_lines), stage),
+        "%s postfix/smtp[124]: %sX: to=<b@example.net>, relay=none, delay=30, delays=0.01/0/30/0, dsn=4.4.1, "
+        "status=deferred (connect to %s: Connection refused)" % (prefix, qid, RELAY),
+        "%s postfix/smtp[125]: %sY: to=<c@example.net>, relay=%s, delay=1.1, delays=0.01/0.01/0.5/0.6, dsn=2.0.0, "
+        "status=sent (250 2.0.0 OK  1793620800 %s - gsmtp)" % (prefix, qid, RELAY, TOKEN),
+        "%s postfix/local[126]: %sZ: to=<root@localhost>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, "
+        "status=sent (delivered to mailbox)" % (prefix, qid),
+        "%s postfix/smtp[127]: %sW: to=<d@example.net>, relay=%s, delay=1, delays=0/0/0.5/0.5, dsn=4.7.8, "
+        "status=deferred (SASL authentication failed; server %s said: 535-5.7.8 Username and Password not accepted. "
+        "For more information, go to 535 5.7.8 https://support.google.com/mail/?p=BadCredentials %s - gsmtp)"
+        % (prefix, qid, RELAY, RELAY.rsplit(":", 1)[0], TOKEN),
+        "%s postfix/smtp[128]: %sV: to=<e@example.net>, relay=%s, delay=1, delays=0/0/0.5/0.5, dsn=4.7.0, "
+        "status=deferred (host %s refused to talk to me: 421 4.7.0 Try again later, closing connection. %s - gsmtp)"
+        % (prefix, qid, RELAY, RELAY.rsplit(":", 1)[0], TOKEN),
+    ]
+
+
+POSTFIX_LAYOUTS = {
+    # 3.5 (Debian 11): rsyslog's traditional stamp, short queue ids
+    "3.5": ("Nov  2 11:59:00 deb11", "3F2A1C0E12"),
+    # 3.7 (Debian 12): rsyslog's RFC 3339 stamp
+    "3.7": ("2026-11-02T11:59:00.123456+00:00 deb12", "4B7C2D1F3A"),
+    # 3.10 (Debian 13): the journal (-o short-unix), long queue ids (enable_long_queue_ids)
+    "3.10": ("1793620740.123456 deb13", "4Q8Zs55GBvzB7Bq"),
+}
+
+
+@pytest.mark.parametrize("version", sorted(POSTFIX_LAYOUTS))
+def test_postfix_log(version):
+    prefix, qid = POSTFIX_LAYOUTS[version]
+    events = P.postfix_log(postfix_lines(prefix, qid), NOW)
+    assert [(e["queue_id"], e["status"], e["relay"]) for e in events] == [
+        (qid, "deferred", True), (qid + "X", "deferred", True), (qid + "Y", "sent", True),
+        (qid + "Z", "sent", False), (qid + "W", "deferred", True), (qid + "V", "deferred", True)]
+    assert classes([e for e in events if e["status"] != "sent"]) == [
+        "allowlist", "unreachable", "bad_credentials", "dos_helo"]
+    assert [e["stage"] for e in events if e["status"] != "sent"] == ["RCPT", "CONNECT", "AUTH", "CONNECT"]
+    assert events[0]["sender"] == "app@example.com"
+    if version == "3.5":  # the syslog stamp is the host's local time
+        assert time.localtime(events[0]["time"])[1:6] == (11, 2, 11, 59, 0)
+    else:
+        assert events[0]["time"] == pytest.approx(NOW - 60, abs=1)
+
+
+@pytest.mark.parametrize("stage, expected", [("MAIL FROM", "MAIL"), ("RCPT TO", "RCPT"), ("end of DATA", "DATA"),
+                                             ("EHLO", "EHLO"), ("STARTTLS", "STARTTLS")])
+def test_postfix_stage(stage, expected):
+    [event] = P.postfix_log(postfix_lines("1793620740.1 h", "ABCDE12345", CUSTOMER, stage)[1:2], NOW)
+    assert event["stage"] == expected
+    assert classes([event]) == ["customer_daily_limit"]
+
+
+def test_postfix_null_sender_from_qmgr():
+    lines = ["1793620740.1 h postfix/qmgr[1]: ABCDE12345: from=<>, size=900, nrcpt=1 (queue active)",
+             "1793620741.1 h postfix/smtp[2]: ABCDE12345: to=<a@example.net>, relay=%s, delay=1, delays=0/0/0/1, "
+             "dsn=4.7.1, status=deferred (host relay said: %s (in reply to MAIL FROM command))"
+             % (RELAY, " ".join(R.wrap(R.render("invalid_credentials"), token=TOKEN)))]
+    [event] = P.postfix_log(lines, NOW)
+    assert event["sender"] == "" and classes([event]) == ["null_sender"]
+
+
+def postqueue(version):
+    base = {"queue_name": "deferred", "queue_id": "3F2A1C0E12", "arrival_time": NOW - 600, "message_size": 412,
+            "sender": "app@example.com",
+            "recipients": [{"address": "a@example.net",
+                            "delay_reason": "host %s said: %s (in reply to RCPT TO command)"
+                                            % (RELAY.rsplit(":", 1)[0], " ".join(USER_DAILY))}]}
+    if version != "3.4":
+        base["forced_expire"] = False  # 3.5 and later
+    active = {"queue_name": "active", "queue_id": "5C2A1C0E13", "arrival_time": NOW - 1, "message_size": 300,
+              "sender": "", "recipients": [{"address": "b@example.net"}]}
+    return "\n".join(json.dumps(item) for item in (base, active)) + "\n"
+
+
+@pytest.mark.parametrize("version", ["3.4", "3.7", "3.10"])
+def test_postqueue_json(version):
+    first, second = P.postfix_queue(postqueue(version))
+    assert (first["queue_id"], first["arrival"], first["stage"], first["recipients"]) == (
+        "3F2A1C0E12", NOW - 600, "RCPT", ["a@example.net"])
+    assert classes([first]) == ["user_daily_limit"]
+    assert second["reply"] is None and second["local"] is None and second["sender"] == ""
+    report = D.summarise([first, second], [], NOW, mta="postfix")
+    assert report["queue_size"] == 2 and report["classes"][0]["oldest_age"] == 600
+
+
+def test_postqueue_certificate_reason():
+    text = json.dumps({"queue_name": "deferred", "queue_id": "AB12CD34EF", "arrival_time": NOW - 5,
+                       "sender": "app@example.com", "recipients": [{"address": "a@example.net",
+                                                                    "delay_reason": "Server certificate not verified"}]})
+    [entry] = P.postfix_queue(text)
+    assert entry["reply"] is None and classes([entry]) == ["tls_failure"]
+
+
+# --- Sendmail ---------------------------------------------------------------------------------------------
+
+def sendmail_line(prefix, reply_field, stat, dsn="4.7.1", qid="4A2B3C4D005678", mailer="relay"):
+    fields = ["to=<a@example.net>", "ctladdr=<app@example.com> (1000/1000)", "delay=00:00:05", "xdelay=00:00:05",
+              "mailer=%s" % mailer, "pri=120412", "relay=relay.smarthost.test. [10.89.0.2]", "dsn=%s" % dsn]
+    if reply_field:
+        fields.append("reply=%s" % reply_field)
+    fields.append("stat=%s" % stat)
+    return "%s sm-mta[4242]: %s: %s" % (prefix, qid, ", ".join(fields))
+
+
+CUSTOMER_ONE = "450 4.7.1 Daily SMTP relay limit exceeded for customer. The relay's limits, ask your administrator."
+
+
+@pytest.mark.parametrize("version, prefix, reply_field", [
+    # 8.15 (Debian 11): no reply=, the reply in stat=Deferred: …
+    ("8.15", "Nov  2 11:59:00 deb11", None),
+    # 8.17 (Debian 12): reply= (8.16.1 and later) before stat=
+    ("8.17", "2026-11-02T11:59:00+00:00 deb12", CUSTOMER_ONE),
+    # 8.18 (Debian 13): the journal
+    ("8.18", "1793620740.5 deb13", CUSTOMER_ONE),
+])
+def test_sendmail_log(version, prefix, reply_field):
+    lines = [
+        "%s sm-mta[4240]: 4A2B3C4D005678: from=<app@example.com>, size=412, class=0, nrcpts=1, "
+        "msgid=<m1@example.com>, proto=ESMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]" % prefix,
+        sendmail_line(prefix, reply_field, "Deferred: " + CUSTOMER_ONE),
+        sendmail_line(prefix, None, "Deferred: Connection refused by relay.smarthost.test.", dsn="4.0.0",
+                      qid="4A2B3C4D005679"),
+        sendmail_line(prefix, "250 2.0.0 OK x12 - gsmtp" if reply_field else None,
+                      "Sent (OK 1793620740 x12 - gsmtp)", dsn="2.0.0", qid="4A2B3C4D005680"),
+        sendmail_line(prefix, "550 5.7.0 Mail Sending denied. x12 - gsmtp" if reply_field else None,
+                      "Service unavailable", dsn="5.7.0", qid="4A2B3C4D005681"),
+        sendmail_line(prefix, None, "Sent", dsn="2.0.0", qid="4A2B3C4D005682", mailer="local"),
+    ]
+    events = P.sendmail_log(lines, NOW)
+    assert [(e["queue_id"][-2:], e["status"], e["relay"]) for e in events] == [
+        ("78", "deferred", True), ("79", "deferred", True), ("80", "sent", True), ("81", "bounced", True),
+        ("82", "sent", False)]
+    assert events[0]["sender"] == "app@example.com"
+    expected = ["customer_daily_limit", "unreachable",
+                "unregistered_sender" if reply_field else "unknown"]
+    assert classes([e for e in events if e["status"] != "sent"]) == expected
+
+
+def test_sendmail_reply_after_stat_and_guard_rewrite():
+    """The relay guard hands Sendmail a 4xx rewrite; reply= may also follow stat=."""
+    rewritten = "450 4.4.5 Daily SMTP relay limit exceeded for user. x12 - gsmtp"
+    line = "1793620740.5 h sm-mta[1]: 4A2B3C4D005678: to=<a@example.net>, delay=00:00:01, mailer=relay, " \
+           "relay=[127.0.0.1] [127.0.0.1], dsn=4.4.5, stat=Deferred: %s, reply=%s" % (rewritten, rewritten)
+    [event] = P.sendmail_log([line], NOW)
+    assert event["reply"] == rewritten and classes([event]) == ["user_daily_limit"]
+
+
+def test_sendmail_tls_verify_failure():
+    line = sendmail_line("1793620740.5 h", None, "Deferred: 403 4.7.0 TLS handshake.", dsn="4.7.0")
+    [event] = P.sendmail_log([line], NOW)
+    assert classes([event]) == ["tls_failure"]
+
+
+QF = """V8
+T1793620200
+K1793620740
+N3
+P120412
+I8/1/123456
+MDeferred: 450 4.7.1 Daily SMTP relay limit exceeded for customer.
+Fb
+$_localhost [127.0.0.1]
+Sapp@example.com
+rRFC822; a@example.net
+RPFD:a@example.net
+H?P?Return-Path: <g>
+.
+"""
+
+
+def test_sendmail_qf():
+    entry = P.sendmail_qf("qf4A2B3C4D005678", QF)
+    assert (entry["queue_id"], entry["arrival"], entry["sender"], entry["recipients"]) == (
+        "4A2B3C4D005678", 1793620200, "app@example.com", ["a@example.net"])
+    assert classes([entry]) == ["customer_daily_limit"]
+
+
+MAILQ = """\t\t/var/spool/mqueue (3 requests)
+-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------
+4A2B3C4D005678*     412 Mon Nov  2 11:50 <app@example.com>
+                 (Deferred: 530 5.7.0 Must issue a STARTTLS command first. x12 - gsmtp)
+\t\t\t\t\t <a@example.net>
+4A2B3C4D005679      300 Mon Nov  2 11:55 <>
+                 (Deferred: Connection refused by relay.smarthost.test.)
+\t\t\t\t\t <b@example.net>
+\t\t\t\t\t <c@example.net>
+4A2B3C4D005680      300 Mon Nov  2 11:59 <app@example.com>
+\t\t\t\t\t <d@example.net>
+\t\tTotal requests: 3
+"""
+
+
+def test_sendmail_mailq():
+    entries = P.sendmail_mailq(MAILQ, NOW)
+    assert [e["queue_id"] for e in entries] == ["4A2B3C4D005678", "4A2B3C4D005679", "4A2B3C4D005680"]
+    assert entries[1]["recipients"] == ["b@example.net", "c@example.net"] and entries[1]["sender"] == ""
+    assert classes(entries[:2]) == ["tls_required", "unreachable"]
+    assert entries[2]["reply"] is None and entries[2]["local"] is None
+    assert time.localtime(entries[0]["arrival"])[1:5] == (11, 2, 11, 50)
+    assert P.sendmail_mailq("/var/spool/mqueue is empty\n\t\tTotal requests: 0\n", NOW) == []
+
+
+# --- qmail ------------------------------------------------------------------------------------------------
+
+def qmail_escape(text):
+    """What qmail-send does to a report before it logs it: line ends to '/', blanks to '_'."""
+    return text.replace("\n", "/").replace(" ", "_")
+
+
+QMAIL_SENDER = qmail_escape("Connected to 10.89.0.2 but sender was rejected.\nRemote host said: "
+                            + "\n".join(R.wrap(R.render("invalid_credentials", ip="198.51.100.7"), token=TOKEN))
+                            + "\n")
+QMAIL_RCPT = qmail_escape("Remote host said: " + "\n".join(DENIED) + "\n")
+
+
+@pytest.mark.parametrize("stamp", ["@400000006ae87b0e00000000", "2026-11-02T11:59:00+00:00 deb12 qmail:"])
+def test_qmail_log(stamp):
+    lines = ["%s new msg 1234567" % stamp,
+             "%s info msg 1234567: bytes 412 from <> qp 100 uid 0" % stamp,
+             "%s starting delivery 12: msg 1234567 to remote a@example.net" % stamp,
+             "%s status: local 0/10 remote 1/20" % stamp,
+             "%s delivery 12: deferral: %s" % (stamp, QMAIL_SENDER),
+             "%s starting delivery 13: msg 1234568 to remote b@example.net" % stamp,
+             "%s delivery 13: deferral: %s" % (stamp, QMAIL_RCPT),
+             "%s starting delivery 14: msg 1234569 to remote c@example.net" % stamp,
+             "%s delivery 14: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/" % stamp,
+             "%s starting delivery 15: msg 1234570 to remote d@example.net" % stamp,
+             "%s delivery 15: success: 10.89.0.2_accepted_message./Remote_host_said:_250_2.0.0_OK_x12_-_gsmtp/"
+             % stamp,
+             "%s starting delivery 16: msg 1234571 to local root@localhost" % stamp,
+             "%s delivery 16: success: did_0+0+1/" % stamp]
+    events = P.qmail_log(lines, NOW)
+    assert [(e["queue_id"], e["status"], e["relay"]) for e in events] == [
+        ("1234567", "deferred", True), ("1234568", "deferred", True), ("1234569", "deferred", True),
+        ("1234570", "sent", True), ("1234571", "sent", False)]
+    assert classes(events[:3]) == ["null_sender", "allowlist", "unreachable"]
+    assert [e["stage"] for e in events[:3]] == ["MAIL", "RCPT", "CONNECT"]
+    assert events[0]["reply"][0].startswith("550-5.7.1 Invalid credentials for relay [198.51.100.7].")
+    assert D.diagnose(events[1]["reply"])["fixes"][0]["value"] == "198.51.100.7/32"
+
+
+def test_qmail_decode():
+    assert P.qmail_decode("Remote_host_said:_550-5.7.1_a/550_5.7.1_b/") == [
+        "Remote host said: 550-5.7.1 a", "550 5.7.1 b"]
+
+
+# qmail-qread ends each message's line with a blank after the sender
+QREAD = "\n".join([
+    "2 Nov 2026 11:50:00 GMT  #1234567  412  <> ",
+    "\tremote\ta@example.net",
+    "2 Nov 2026 11:55:00 GMT  #1234568  300  <app@example.com> ",
+    "\tdone\tremote\tb@example.net",
+    "\tremote\tc@example.net",
+    "2 Nov 2026 11:56:00 GMT  #1234569  300  <app@example.com> ",
+    "\tdone\tremote\td@example.net",
+]) + "\n"
+
+
+def test_qmail_queue_joined_with_the_log():
+    events = [{"queue_id": "1234567", "status": "deferred", "reply": DENIED, "local": "x", "stage": "RCPT"}]
+    entries = P.qmail_queue(QREAD, events)
+    assert [(e["queue_id"], e["recipients"]) for e in entries] == [
+        ("1234567", ["a@example.net"]), ("1234568", ["c@example.net"])]
+    assert entries[0]["arrival"] == NOW - 600 and entries[0]["sender"] == ""
+    assert classes(entries[:1]) == ["allowlist"] and entries[1]["reply"] is None
+
+
+# --- the relay guard --------------------------------------------------------------------------------------
+
+def test_guard_log():
+    rewritten = R.apply_retry(CUSTOMER, R.retry_rules()["limits"])
+    prefix = "1793620740.5 deb12 smarthost_relay_guard.py[77]:"
+    lines = ["%s [3] connect from 127.0.0.1:40000" % prefix]
+    lines += ["%s [3] rewrite (customer_daily): %r -> %r" % (prefix, old, new) for old, new in zip(CUSTOMER, rewritten)]
+    lines += ["%s [3] close (done)" % prefix,
+              "%s [4] relay relay.smarthost.test:587 unreachable: connection refused" % prefix,
+              "%s [5] relay relay.smarthost.test:587 certificate verify failed: self-signed certificate" % prefix,
+              "%s [6] AUTH PLAIN failed for app@example.com: 535 5.7.8 Username and Password not accepted." % prefix,
+              "%s [7] relay relay.smarthost.test:587 answered EHLO with 421 4.7.0 Try again later, closing "
+              "connection." % prefix,
+              "%s listening on 127.0.0.1:24" % prefix]
+    events = P.guard_log(lines, NOW)
+    assert events[0]["reply"] == CUSTOMER and all(e["source"] == "guard" for e in events)
+    assert classes(events) == ["customer_daily_limit", "unreachable", "tls_failure", "bad_credentials", "dos_helo"]
+    assert [e["stage"] for e in events[3:]] == ["AUTH", "EHLO"]
