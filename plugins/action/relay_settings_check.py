@@ -9,10 +9,15 @@ The documentation (and schema) is in plugins/modules/relay_settings_check.py.
 
 from __future__ import annotations
 
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.mta import check_mta
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS, ProfileReport, check_profile
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.variables import unknown_variables
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
 from ansible_collections.smarthost.relay.plugins.plugin_utils._controller_check import ControllerCheckAction, add_findings
+from ansible_collections.smarthost.relay.plugins.plugin_utils._role_specs import role_variables
+
+_MTA_OPTIONS = ("mta", "mta_vars", "settings", "facts")
 
 
 def _scrub(text, secrets):
@@ -22,28 +27,47 @@ def _scrub(text, secrets):
     return text
 
 
+def _report(findings):
+    groups = {"error": [], "warning": [], "note": []}
+    for finding in findings:
+        groups[finding.severity].append(finding)
+    return groups["error"], groups["warning"], groups["note"]
+
+
 class ActionModule(ControllerCheckAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
         args, errors, no_log_values = validate_from_doc(DOCUMENTATION, self._task.args)
         result["changed"] = False
+        if not errors and args["mta"] not in (None, "detect") and not args["settings"]:
+            errors.append("settings is required with mta: %s (pass the relay_settings fact)" % args["mta"])
         if errors:
             result["failed"] = True
             result["msg"] = _scrub("relay_settings_check: invalid arguments:\n" + "\n".join(
                 "- [argument-spec] %s" % e for e in errors), no_log_values)
             return result
         prefix = args.pop("variable_prefix")
-        report = check_profile({k: v for k, v in args.items() if v is not None})
-        if prefix:
-            report = ProfileReport(report.normalized, *[[f.renamed(prefix, PROFILE_KEYS) for f in group]
-                                                        for group in (report.errors, report.warnings, report.notes)])
+        names = args.pop("variable_names")
+        mta, mta_vars, settings, facts = (args.pop(key) for key in _MTA_OPTIONS)
+        if names is None and prefix:
+            names = list(task_vars or {})
+        unknown = unknown_variables(names, role_variables()) if names else []
+        if mta:
+            findings = unknown + check_mta(mta, settings or {}, mta_vars or {}, facts or {})
+            report = ProfileReport(dict(settings or {}), *_report(findings))
+        else:
+            report = check_profile({k: v for k, v in args.items() if v is not None})
+            if prefix:
+                report = ProfileReport(report.normalized, *[[f.renamed(prefix, PROFILE_KEYS) for f in group]
+                                                            for group in (report.errors, report.warnings, report.notes)])
+            report.errors[:0] = unknown
         result["normalized"] = report.normalized
         result["findings"] = [f.as_dict() for f in report.findings]
         result["notes"] = [f.format() for f in report.notes]
-        if not add_findings(result, report, "The relay settings break %d rule(s)"):
+        if not add_findings(result, report, "The %s settings break %%d rule(s)" % (mta if mta and mta != "detect" else "relay")):
             n = report.normalized
-            result["msg"] = "relay settings OK: %s:%s, tls %s, %s" % (
+            result["msg"] = ("%s settings OK" % mta) if mta else "relay settings OK: %s:%s, tls %s, %s" % (
                 n["host"], n["port"], n["tls"], "SMTP AUTH" if n["auth"] else "IP allowlist")
         result["msg"] = _scrub(result["msg"], no_log_values)
         return result

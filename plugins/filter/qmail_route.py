@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: qmail_route
 short_description: Which qmail smtproutes route a recipient takes, by qmail-remote's rules; and the file to write
-version_added: 1.0.0
+version_added: 0.1.0
 author: smarthost.relay maintainers (!UNKNOWN)
 description:
   - "Resolver: for each of O(addresses) (recipient addresses or domains) tells which line of C(control/smtproutes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: relay_allowlist
 short_description: Check an SMTP relay IP allowlist and return the report
-version_added: 1.0.0
+version_added: 0.1.0
 author: smarthost.relay maintainers (!UNKNOWN)
 description:
   - Checks allowlist entries for Google's SMTP relay service exactly like

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: relay_limits
 short_description: Sending limits of Google's SMTP relay service, and MTA throttles that respect them
-version_added: 1.0.0
+version_added: 0.1.0
 author: smarthost.relay maintainers (!UNKNOWN)
 description:
   - From the number of user licences, returns the per-user and per-customer limits of the SMTP relay service per

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: exchange_edge_facts
 short_description: Check an Exchange Edge Transport server against the hub's relay settings
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Runs on an Edge Transport server and reports, as the fact C(exchange_edge), the Edge side of the service
     document's steps 10 and 11 for Exchange with an Edge server. It never changes anything.

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: exchange_send_connector
 short_description: Route Exchange's outbound mail through a smart host such as Google's SMTP relay
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Creates or updates the Exchange send connector that sends all outbound mail (address space V(*)) through a smart
     host, as the Exchange 2007/2010 sections of Google's SMTP relay service document describe, for Exchange 2010, 2013,

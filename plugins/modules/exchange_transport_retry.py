@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: exchange_transport_retry
 short_description: Set the outbound retry intervals of an Exchange transport server
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Sets how soon an Exchange transport server retries a smart host it could not reach, with
     C(Set-TransportService) (Exchange 2013 and later) or C(Set-TransportServer) (Exchange 2010), whichever the

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: relay_allowlist_check
 short_description: Check the IP allowlist for Google's SMTP relay service
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Checks the IP addresses and CIDR ranges an administrator will enter in the Admin console's SMTP relay
     allowlist ("Only accept mail from the specified IP addresses"), and optionally that they cover the mail

@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: relay_settings_check
 short_description: Check a whole relay profile against the rules of Google's SMTP relay service
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Checks the settings a mail server will use to relay through Google's SMTP relay service (relay host, port, TLS,
     SMTP AUTH, allowed senders, domains, HELO name, foreign and null senders, IP allowlist, licences) against every
@@ -28,6 +28,9 @@ description:
   - A warning reports O(allowed_senders=registered_users) without a registered user for the server's local
     accounts' mail (O(local_sender), or O(auth_username) with SMTP AUTH), since the relay would refuse that mail.
   - The same rules, with the same names prefixed V(relay_), are the roles' variables.
+  - With O(mta), the MTA roles' own rules instead (each role's C(tasks_from=check) entry point and its
+    C(assert.yml) call it so); with O(variable_names), mistyped variable names too. docs/troubleshooting.md lists
+    every rule with its fix.
 author: smarthost.relay maintainers (!UNKNOWN)
 options:
   host:
@@ -131,6 +134,40 @@ options:
       - With O(allowed_senders=domain_addresses) local accounts' mail is masqueraded to the customer domain
         (C(root@host.example.net) leaves as C(root@example.com)) unless O(local_sender) is set.
     type: str
+  variable_names:
+    description:
+      - The names of the variables defined for the host. Each name with one of the prefixes V(relay_), V(postfix_),
+        V(sendmail_), V(qmail_), V(exchange_) that no role of this collection declares but that is close to one that
+        does (a typo such as V(relay_prot)) is an error naming the nearest known variable (rule V(variable-unknown)).
+        Names far from every known one are left alone.
+      - Defaults to the names of the task's variables when O(variable_prefix) is set (as the roles call it), and to
+        none otherwise.
+    type: list
+    elements: str
+  mta:
+    description:
+      - Check the rules of this MTA role instead of a relay profile, on O(mta_vars) against O(settings) (the relay
+        options are then not used). V(detect) checks the given variables of the Postfix, Sendmail and qmail roles on
+        their own, without the rules that depend on which MTA the host runs.
+      - "Rules: qmail's answer timeout (C(qmail_timeoutremote)) is at least 900 s and C(qmail_timeoutsmtpd) unset or
+        at least 900 s; Sendmail's C(sendmail_timeout_datafinal) at least one hour; qmail cannot use SMTP AUTH and
+        needs its STARTTLS client (or the relay guard) for TLS; Sendmail cannot use implicit TLS without the relay
+        guard; unset optional numbers are null, never 0; and the syntax of each role's own settings."
+    type: str
+    choices: [postfix, sendmail, qmail, detect]
+  mta_vars:
+    description:
+      - The MTA role's variables (C(<mta>_*)) as the role sees them. Used with O(mta).
+    type: dict
+  settings:
+    description:
+      - The relay settings as the relay check normalized them (the C(relay_settings) fact). Required with O(mta),
+        except V(detect).
+    type: dict
+  facts:
+    description:
+      - Host facts some rules read when given (C(fqdn) for Sendmail). Used with O(mta).
+    type: dict
   variable_prefix:
     description:
       - Name the settings in findings with this prefix, as the caller's variables are named (the roles pass

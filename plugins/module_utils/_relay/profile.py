@@ -41,7 +41,11 @@ RULES = {
     "type-list": "a list setting must be a list",
     "host-syntax": "the relay host must be a valid host name (no port, no brackets)",
     "host-not-google": "the relay host is not smtp-relay.gmail.com (note; fine for a stand-in)",
-    "port-allowed": "the relay listens on port 25, 465 or 587 only",
+    "host-ip-literal": "with certificate verification on, the relay host is a name: the relay's certificate names "
+                       "smtp-relay.gmail.com, never an address",
+    "host-certificate-name": "with certificate verification on, a host in Google's domains must be one the relay's "
+                             "certificate names (smtp-relay.gmail.com, smtp-relay.google.com)",
+    "port-allowed": "the relay listens on port 25, 465 or 587 only; unset is null, not 0",
     "tls-mode": "tls is one of none, opportunistic, required, implicit",
     "tls-required-port-587": "if you require TLS encryption, you must point to the relay on port 587",
     "implicit-tls-port-465": "implicit TLS (TLS from the first byte) is port 465",
@@ -52,7 +56,8 @@ RULES = {
     "tls-ca-file-unused": "tls_ca_file has no effect without certificate verification (warning)",
     "auth-requires-tls": "SMTP Authentication requires TLS encryption (Require TLS, port 587)",
     "auth-credentials": "SMTP AUTH needs auth_username and auth_password",
-    "auth-username-address": "SMTP AUTH identifies a registered user in one of your domains (warning)",
+    "auth-username-address": "SMTP AUTH logs in a registered user by address (error); one outside your domains "
+                             "is a warning",
     "auth-unused": "credentials are given but auth is off (warning)",
     "auth-user-limits": "mail authenticated as one user counts against that user's 10,000/24 h (note)",
     "sender-mode": "allowed_senders is registered_users, domain_addresses or any_address",
@@ -81,7 +86,7 @@ RULES = {
     "allowlist-narrow": "keep the allowed IP range as narrow as possible (warning)",
     "egress-covered": "every egress address must be inside an enabled allowlist range",
     "egress-public": "egress addresses are public addresses (warning)",
-    "licenses-positive": "licenses is a positive whole number",
+    "licenses-positive": "licenses is a positive whole number; unknown is null, not 0",
     "servers-positive": "servers is a positive whole number",
     "netaddr-missing": "the netaddr library is needed for allowlist checks",
 }
@@ -207,20 +212,20 @@ def check_profile(profile):
     # --- host ------------------------------------------------------------
     host = ck.string("host") or C.DEFAULT_RELAY_HOST
     host_ok = True
+    host_is_ip = False
     if host.startswith("[") or host.endswith("]") or (":" in host and not _looks_ipv6(host)):
         bare = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
         ck.add("host", "host-syntax", "host %r must be the bare relay name, without brackets or a port" % host,
                "write host: %s and set the port with port:" % bare)
         host_ok = False
     elif _looks_ip(host):
-        ck.add("host", "host-syntax", "host %r is an address; the relay's TLS certificate names %s" % (host, C.DEFAULT_RELAY_HOST),
-               "use the relay's host name (%s)" % C.DEFAULT_RELAY_HOST, "warning")
+        host_is_ip = True
     elif not is_hostname(host):
         ck.add("host", "host-syntax", "host %r is not a valid host name" % host, "use %s" % C.DEFAULT_RELAY_HOST)
         host_ok = False
     else:
         host = normalize_domain(host)
-        if host not in C.KNOWN_RELAY_HOSTS:
+        if host not in C.KNOWN_RELAY_HOSTS and not _in_google_domains(host):
             ck.add("host", "host-not-google", "host %s is not Google's relay (%s); fine for a test stand-in" % (host, C.DEFAULT_RELAY_HOST),
                    "use %s in production" % C.DEFAULT_RELAY_HOST, "note")
 
@@ -234,8 +239,9 @@ def check_profile(profile):
                    "use tls: required (STARTTLS on port 587) unless your server cannot do TLS")
             tls = None
     if port is not None and port not in C.RELAY_PORTS:
-        ck.add("port", "port-allowed", "port %d is not a relay port; the relay listens on 25, 465 and 587 only" % port,
-               "use port: 587 (with tls: required)")
+        ck.add("port", "port-allowed", "port %d is not a relay port; the relay listens on 25, 465 and 587 only%s"
+               % (port, "; 0 or less does not mean unset" if port <= 0 else ""),
+               "use port: 587 (with tls: required), or leave port unset (null) to derive it from tls")
     tls_derived = tls is None
     if tls is None:
         tls = {C.PORT_IMPLICIT_TLS: C.TLS_IMPLICIT, C.PORT_SMTP: C.TLS_OPPORTUNISTIC}.get(port, C.TLS_REQUIRED)
@@ -271,6 +277,8 @@ def check_profile(profile):
                "certificate verification is off: anyone between you and the relay can impersonate it%s"
                % (" and capture the SMTP AUTH credentials" if profile.get("auth") in (True, "true", "yes") else ""),
                "leave tls_verify: true (the default) and trust the relay's CA", "warning")
+    if host_ok:
+        _check_host_certificate(ck, host, host_is_ip, tls_verify and tls_on)
     tls_ca_file = ck.string("tls_ca_file")
     if tls_ca_file and not (tls_verify and tls != C.TLS_NONE):
         ck.add("tls_ca_file", "tls-ca-file-unused", "tls_ca_file is set but certificates are not verified",
@@ -318,10 +326,11 @@ def check_profile(profile):
                "list the customer's domains (primary, secondary, alias), e.g. [example.com]")
     if auth and auth_username:
         user_domain = auth_username.rsplit("@", 1)[1] if "@" in auth_username else None
-        if not user_domain:
+        if not user_domain or not is_fqdn(user_domain) or not auth_username.rsplit("@", 1)[0]:
             ck.add("auth_username", "auth-username-address",
-                   "auth_username %r is not an address; SMTP AUTH logs in as a registered user (user@domain)" % auth_username,
-                   "use the full address of a registered user", "warning")
+                   "auth_username %r is not an address; the relay logs in registered users by their address "
+                   "(user@domain), so every login fails and mail stays queued" % auth_username,
+                   "use the full address of a registered user, e.g. relay@%s" % (domains[0] if domains else "example.com"))
         elif domains and not domain_matches(user_domain, domains):
             ck.add("auth_username", "auth-username-address",
                    "auth_username's domain %s is not one of domains; SMTP AUTH identifies the sending domain" % user_domain,
@@ -433,8 +442,9 @@ def check_profile(profile):
     servers = ck.integer("servers")
     limits = throttles = None
     if licenses is not None and licenses < 1:
-        ck.add("licenses", "licenses-positive", "licenses must be at least 1, got %d" % licenses,
-               "set licenses to the number of user licences in the account")
+        ck.add("licenses", "licenses-positive",
+               "licenses must be at least 1, got %d (0 or less does not mean unknown)" % licenses,
+               "set licenses to the number of user licences in the account, or leave it unset (null) when unknown")
         licenses = None
     if servers is not None and servers < 1:
         ck.add("servers", "servers-positive", "servers must be at least 1, got %d" % servers,
@@ -551,3 +561,35 @@ def _looks_ip(text):
 
 def _looks_ipv6(text):
     return bool(re.match(r"^[0-9a-fA-F:.]+$", text)) and text.count(":") >= 2
+
+
+# Google's own mail domains: a host there that the relay's certificate does not name is another Google service.
+_GOOGLE_DOMAINS = ("gmail.com", "google.com", "googlemail.com")
+
+
+def _in_google_domains(host):
+    return any(host == d or host.endswith("." + d) for d in _GOOGLE_DOMAINS)
+
+
+def _check_host_certificate(ck, host, host_is_ip, verify):
+    """With verification on, the relay's certificate must be able to match ``host``: refuse an address and a
+    Google name the certificate does not carry (names outside Google's domains are stand-ins or private relays,
+    whose certificates the caller controls: ``host-not-google`` notes them)."""
+    if host_is_ip:
+        if verify:
+            ck.add("host", "host-ip-literal",
+                   "host %s is an address while certificate verification is on: the relay's certificate names %s, "
+                   "so verification fails on every connection and mail stays queued" % (host, C.DEFAULT_RELAY_HOST),
+                   "set host: %s (the relay's name)" % C.DEFAULT_RELAY_HOST)
+        else:
+            ck.add("host", "host-syntax", "host %r is an address; the relay's TLS certificate names %s"
+                   % (host, C.DEFAULT_RELAY_HOST), "use the relay's host name (%s)" % C.DEFAULT_RELAY_HOST, "warning")
+    elif verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
+        ck.add("host", "host-certificate-name",
+               "host %s is not a name the relay's certificate carries (%s) while certificate verification is on, "
+               "so verification fails on every connection and mail stays queued"
+               % (host, ", ".join(C.KNOWN_RELAY_HOSTS)),
+               "set host: %s" % C.DEFAULT_RELAY_HOST)
+    elif not verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
+        ck.add("host", "host-not-google", "host %s is not Google's relay (%s)" % (host, C.DEFAULT_RELAY_HOST),
+               "use %s" % C.DEFAULT_RELAY_HOST, "note")

@@ -215,8 +215,8 @@ def helo_problem(name, fqdn_required=False):
     in all; one trailing dot allowed; internationalised names in IDNA form or as U-labels), an address literal
     (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``) or a bare IP address (Google's HELO article asks for the sending
     host's fully qualified name, or its IP address when it has none).  ``fqdn_required``: a name of a single
-    label (``mailhost``) is malformed too (the article's strict reading).  Malformed: empty, white space inside, any other character (``_``, ``:``, ``/``), empty labels, a
-    broken literal.
+    label (``mailhost``) is malformed too (the article's strict reading).  Malformed: empty, white space inside,
+    any other character (``_``, ``:``, ``/``), empty labels, a broken literal.
     """
     text = "" if name is None else str(name).strip()
     if not text:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from unittest.mock import MagicMock
 
 import pytest
 import yaml
@@ -34,7 +35,7 @@ def test_plugin_stays_on_the_controller():
 
 def test_documentation_is_the_schema():
     spec = argument_spec_from_doc(doc_module.DOCUMENTATION)
-    assert set(spec) == set(PROFILE_KEYS) | {"variable_prefix"}
+    assert set(spec) == set(PROFILE_KEYS) | {"variable_prefix", "variable_names", "mta", "mta_vars", "settings", "facts"}
     assert spec["tls"]["choices"] == ["none", "opportunistic", "required", "implicit"]
     assert spec["allowlist"] == {"type": "list", "elements": "raw"}
 
@@ -108,3 +109,43 @@ def test_catalogue_fails_before_reaching_a_host(run_action, entry):
     password = entry["profile"].get("auth_password")
     if password:
         assert password not in json.dumps(result)
+
+
+# --- MTA rules and variable names ------------------------------------------------------------------
+
+def test_mta_rules_fail_naming_the_variable(run_action):
+    settings = run_action(ActionModule, {"domains": ["example.com"], "allowlist": ["8.8.8.0/29"]})["normalized"]
+    result = run_action(ActionModule, {"mta": "qmail", "settings": settings,
+                                       "mta_vars": {"qmail_timeoutremote": 600, "qmail_timeoutsmtpd": 0}})
+    assert result["failed"] and result["msg"].startswith("The qmail settings break 2 rule(s):")
+    assert "\n- qmail_timeoutremote [qmail-timeoutremote]: " in result["msg"]
+    assert "\n- qmail_timeoutsmtpd [qmail-timeoutsmtpd]: " in result["msg"]
+    ok = run_action(ActionModule, {"mta": "qmail", "settings": settings, "mta_vars": {"qmail_timeoutremote": 900}})
+    assert not ok.get("failed") and ok["msg"] == "qmail settings OK"
+
+
+def test_mta_needs_the_relay_settings(run_action):
+    result = run_action(ActionModule, {"mta": "postfix"})
+    assert result["failed"] and "settings is required with mta: postfix" in result["msg"]
+
+
+def test_detect_needs_no_settings(run_action):
+    result = run_action(ActionModule, {"mta": "detect", "mta_vars": {"sendmail_timeout_datafinal": "30m"}})
+    assert result["failed"] and "sendmail_timeout_datafinal [sendmail-timeout-datafinal]" in result["msg"]
+
+
+def test_mistyped_variable_names_fail_with_the_relay_rules(run_action):
+    result = run_action(ActionModule, dict(GOOD, variable_prefix="relay_",
+                                           variable_names=["relay_prot", "relay_domains", "relay_standin_config"]))
+    assert result["failed"] and "- relay_prot [variable-unknown]: " in result["msg"]
+    assert "did you mean relay_port?" in result["msg"] and "relay_standin_config" not in result["msg"]
+
+
+def test_a_role_call_checks_the_task_variables_names(run_action):
+    task = MagicMock()
+    task.args = dict(GOOD, variable_prefix="relay_")
+    task.async_val, task.check_mode, task.action = 0, False, "smarthost.relay.relay_settings_check"
+    plugin = ActionModule(task, MagicMock(), MagicMock(), MagicMock(), MagicMock(), None)
+    result = plugin.run(task_vars={"relay_prot": 587, "relay_port": None, "inventory_hostname": "mx1"})
+    assert result["failed"] and "- relay_prot [variable-unknown]: " in result["msg"]
+    assert not run_action(ActionModule, dict(GOOD, variable_prefix="relay_")).get("failed")

@@ -195,9 +195,14 @@ def test_auth_credentials_both_missing_collected():
     assert errors(r) == [("auth_username", "auth-credentials"), ("auth_password", "auth-credentials")]
 
 
-def test_auth_username_warnings():
-    r = check_profile(with_(AUTH, auth_username="relay"))
-    assert r.ok and ("auth_username", "auth-username-address") in [(f.variable, f.rule) for f in r.warnings]
+@pytest.mark.parametrize("username", ["relay", "@example.com", "relay@", "relay@localhost"])
+def test_auth_username_not_an_address_is_an_error(username):
+    r = check_profile(with_(AUTH, auth_username=username))
+    assert ("auth_username", "auth-username-address") in errors(r)
+    assert "not an address" in r.errors[0].message and r.errors[0].fix.startswith("use the full address")
+
+
+def test_auth_username_outside_domains_warns():
     r = check_profile(with_(AUTH, auth_username="relay@other.net"))
     assert "auth_username's domain other.net is not one of domains" in r.warnings[0].message
 
@@ -335,8 +340,11 @@ def test_domains():
     ("smtp-relay.google.com", None, None),
     ("relay.smarthost.test", "host-not-google", "note"),
     ("localhost", "host-not-google", "note"),
-    ("127.0.0.1", "host-syntax", "warning"),
-    ("::1", "host-syntax", "warning"),
+    ("127.0.0.1", "host-ip-literal", "error"),
+    ("::1", "host-ip-literal", "error"),
+    ("142.250.0.1", "host-ip-literal", "error"),
+    ("smtp.gmail.com", "host-certificate-name", "error"),
+    ("aspmx.l.google.com", "host-certificate-name", "error"),
     ("smtp-relay.gmail.com:587", "host-syntax", "error"),
     ("[smtp-relay.gmail.com]", "host-syntax", "error"),
     ("[smtp-relay.gmail.com]:25", "host-syntax", "error"),
@@ -346,6 +354,27 @@ def test_host(host, rule, severity):
     r = check_profile(with_(ALLOW, host=host))
     found = [(f.rule, f.severity) for f in r.findings if f.variable == "host"]
     assert found == ([] if rule is None else [(rule, severity)])
+
+
+@pytest.mark.parametrize("host, rule", [("142.250.0.1", "host-syntax"), ("smtp.gmail.com", "host-not-google")])
+def test_host_without_verification_only_warns_or_notes(host, rule):
+    r = check_profile({"domains": ["example.com"], "allowlist": ["8.8.8.0/29"], "tls": "none", "port": 25, "host": host})
+    assert r.ok and rule in [f.rule for f in r.findings if f.variable == "host"]
+
+
+def test_stand_in_with_verification_is_a_note():
+    r = check_profile(with_(ALLOW, host="relay.smarthost.test", tls_ca_file="/etc/ca.pem"))
+    assert r.ok and [f.rule for f in r.findings if f.variable == "host"] == ["host-not-google"]
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("port", 0, "port-allowed"), ("port", -25, "port-allowed"),
+    ("licenses", 0, "licenses-positive"), ("licenses", -5, "licenses-positive"),
+])
+def test_zero_or_negative_is_not_unset(key, value, rule):
+    r = check_profile(with_(ALLOW, **{key: value}))
+    assert (key, rule) in errors(r)
+    assert "unset (null)" in [f for f in r.errors if f.rule == rule][0].fix
 
 
 def test_host_fix_names_the_bare_host():
