@@ -61,7 +61,9 @@ MTAS = {
                  "queued": "find /var/spool/mqueue -name 'qf*' | wc -l",
                  "flush": ["sendmail", "-q"],
                  "bounce": r"to=<?rcpt[0-9]+@example\.net.*dsn=5",
-                 "greeting_timeout": r"timeout waiting for input from \S+ during client greeting"},
+                 # Through the relay guard: its 421 4.4.2 after its own 5-s wait for the relay's greeting.
+                 "greeting_timeout": r"timeout waiting for input from \S+ during client greeting"
+                                     r"|4\.4\.2 relay \S+ did not answer in time"},
 }
 LOCAL_DSNS = "cat /var/mail/* /var/lib/sendmail/dead.letter 2>/dev/null | grep -c '^From ' || true"
 
