@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: real MTAs in containers relaying through a local stand-in for smtp-relay.gmail.com.
-#   scripts/demo.sh        set everything up, start the containers, run playbooks/site.yml, send mail, show the record
+#   scripts/demo.sh        set everything up, start the containers, run playbooks/site.yml, send mail, show the record,
+#                          then run the relay doctor (playbooks/doctor.yml) on the demo's hosts and show its table
 #   scripts/demo.sh down   remove the demo's containers and network
 # Re-running is fast and idempotent: images and containers are reused, site.yml changes nothing the second time.
 # shellcheck source=scripts/lib.sh
@@ -73,6 +74,18 @@ show_table() {
     python3 "$ROOT/scripts/relay_table.py" "$DEMO/relay/var/record.jsonl" "${map[@]}"
 }
 
+run_doctor() {
+    # The relay doctor over the demo's hosts (read-only; the containers are entered as root already). Its reports go
+    # to $DEMO/doctor; it exits non-zero when a host is blocked: the table is shown first, then the demo fails.
+    local inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-doctor.log report=$DEMO/doctor rc=0
+    rm -rf "$report"
+    ansible-playbook -i "$inventory" -e doctor_become=false -e "doctor_report_dir=$report" \
+        "$ROOT/playbooks/doctor.yml" >"$log" 2>&1 || rc=$?
+    [[ -s $report/doctor.md ]] || { tail -n 40 "$log"; die "the relay doctor wrote no report; full log: $log"; }
+    sed -n '/^| host |/,/^$/p' "$report/doctor.md"
+    ((rc == 0)) || die "the relay doctor found a blocked host; causes and fixes in $report/doctor.md, log: $log"
+}
+
 up() {
     "$ROOT/scripts/setup.sh"
     mkdir -p "$DEMO"
@@ -88,6 +101,8 @@ up() {
     grep -A10 '^PLAY RECAP' "$log" | sed '/^$/q'
     say "what the relay stand-in received:"
     show_table
+    say "the relay doctor on the demo's hosts (reports in $DEMO/doctor):"
+    run_doctor
 }
 
 case ${1:-up} in

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 import relay_record  # noqa: E402  pylint: disable=wrong-import-position
@@ -32,6 +33,8 @@ USER = "app@example.com"
 TAG = uuid.uuid4().hex[:8]
 DEB12 = next(h for h in relay_record.group_hosts("mta") if h.backend.name.endswith("deb12"))
 START = time.time()
+PROBE_RECIPIENT = "probe-%s@example.net" % TAG
+CONVERGE_VARS = yaml.safe_load((Path(__file__).resolve().parents[1] / "converge.yml").read_text())[0]["vars"]
 RESULTS = {"runs": []}
 
 
@@ -60,13 +63,16 @@ def held_for(words, count):
     return wait_for(ready, timeout=120, what="%d message(s) held for %r" % (count, words))
 
 
-def doctor(since, check=False, tmp=None):
-    """Run playbooks/doctor.yml on Debian 12 for the window since ``since``; (exit status, the host's report)."""
+def doctor(since, check=False, tmp=None, probe=False):
+    """Run playbooks/doctor.yml on Debian 12 for the window since ``since`` (with ``probe``: and the probe, to
+    PROBE_RECIPIENT); (exit status, the host's report)."""
     out_dir = Path(tmp or os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / ("doctor-%s" % uuid.uuid4().hex[:6])
-    result = relay_record.run_playbook(DOCTOR, *(["--check"] if check else []), extra_vars={
+    # the probe connects with the relay_* settings, which this scenario gives in converge.yml's play vars
+    probing = dict(CONVERGE_VARS, doctor_probe=True, doctor_probe_recipient=PROBE_RECIPIENT) if probe else {}
+    result = relay_record.run_playbook(DOCTOR, *(["--check"] if check else []), extra_vars=dict({
         "doctor_hosts": DEB12.backend.name, "doctor_become": False, "doctor_window": int(time.time() - since) + 5,
-        "doctor_report_dir": str(out_dir)})
-    RESULTS["runs"].append({"check": check, "rc": result.returncode, "seconds": result.seconds})
+        "doctor_report_dir": str(out_dir)}, **probing))
+    RESULTS["runs"].append({"check": check, "probe": probe, "rc": result.returncode, "seconds": result.seconds})
     assert (out_dir / "doctor.json").exists(), result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((out_dir / "doctor.json").read_text())
     assert (out_dir / "doctor.md").read_text().startswith("# Relay doctor")
@@ -113,6 +119,12 @@ def test_allowlist_refusal(held):
     _result, checked = doctor(START, check=True)
     assert checked["verdict"] == "blocked" and row(checked, "allowlist")["queued"] == 2
     RESULTS["allowlist"] = {"queued": found["queued"], "deferred": found["deferred"]}
+    # the probe, through the playbook and the role's entry point, meets the same refusal at RCPT
+    _result, probed = doctor(START, probe=True)
+    probe = probed["probe"]
+    assert (probe["verdict"], probe["stopped_at"], probe["diagnosis"]["class"]) == (
+        "blocked", "RCPT", "allowlist"), probe
+    assert probe["relay"]["port"] == 587 and probe["sender"] == CONVERGE_VARS["relay_auth_username"], probe
 
 
 def test_customer_daily_limit(held):
@@ -150,10 +162,16 @@ def test_healthy_once_the_cause_is_gone_and_the_queue_drained(held):
     for message_id in held:
         arrived(relay, message_id, timeout=120)
     wait_for(lambda: not queue(), timeout=60, what="an empty queue")
-    result, report = doctor(recovered)
+    accepted = len(relay_record.transactions(relay, verdict="accepted"))
+    result, report = doctor(recovered, probe=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert report["verdict"] == "healthy" and report["queue_size"] == 0 and report["reasons"] == [], report
     assert report["last_success"] and report["last_success"]["age"] < 120
+    # the probe got as far as RCPT TO and sent no message: the relay recorded its transaction as abandoned
+    assert report["probe"]["verdict"] == "ok" and report["probe"]["stopped_at"] is None, report["probe"]
+    probed = relay_record.wait_for_transactions(relay, recipients=[PROBE_RECIPIENT], verdict="abandoned")
+    assert len(probed) == 1 and probed[0]["tls"] and probed[0]["auth_user"] == CONVERGE_VARS["relay_auth_username"]
+    assert len(relay_record.transactions(relay, verdict="accepted")) == accepted
     RESULTS["seconds"] = round(time.time() - START, 1)
     out = ROOT / ".cache" / "logs" / "postfix-doctor.json"
     out.parent.mkdir(parents=True, exist_ok=True)

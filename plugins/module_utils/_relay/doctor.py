@@ -169,6 +169,7 @@ REPLY_CLASS = {
 
 # The MTAs' (and the guard's) own failure texts, first match wins: (class, pattern).
 LOCAL_PATTERNS = tuple((key, re.compile(pattern, re.IGNORECASE)) for key, pattern in (
+    ("tls_required", r"SMTP AUTH needs TLS"),  # the relay doctor's probe, which keeps a password off plain text
     ("tls_failure", r"certificate|verify=FAIL|TLS handshake|TLS is required, but|does not offer STARTTLS|"
                     r"refused STARTTLS|TLS.*(?:fail|error)|SSL"),
     ("unreachable", r"connection refused|connection timed out|timed out while|no route to host|network is "
@@ -210,7 +211,7 @@ def classify_text(reply=None, local=None, sender=None):
         if key == "sender_domain" and sender == "":
             key = "null_sender"
         return key, entry
-    for text in (local, reply):
+    for text in (local, reply if isinstance(reply, str) else " ".join(reply or ())):
         if not text:
             continue
         for key, pattern in LOCAL_PATTERNS:

@@ -2,13 +2,24 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Exchange modules' PowerShell and their module util, each parsed once."""
+"""The Exchange modules' PowerShell and their module util, each parsed once; the relay stand-in's fixtures
+(relay_pki, relay_standin_factory) for the relay doctor's probe."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 
 from exchange_scripts import NAMES, UTIL_PATH, ps1_path, pstree
+
+TOOLS = Path(__file__).resolve().parents[4] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+# pylint: disable=wrong-import-position,unused-import
+from relay_standin.pytest_plugin import relay_pki, relay_standin_factory  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

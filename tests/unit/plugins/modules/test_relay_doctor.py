@@ -23,7 +23,10 @@ DENIED = " ".join(R.wrap(R.render("relay_denied", ip="198.51.100.7", domains="ex
 
 
 def test_argument_spec_is_the_documentation():
-    assert relay_doctor.ARGUMENT_SPEC == argument_spec_from_doc(relay_doctor.DOCUMENTATION)
+    """The DOCUMENTATION's options, and no_log on the password (validate-modules keeps no_log out of the docs)."""
+    documented = argument_spec_from_doc(relay_doctor.DOCUMENTATION)
+    documented["relay_auth_password"]["no_log"] = True
+    assert relay_doctor.ARGUMENT_SPEC == documented
 
 
 @pytest.fixture

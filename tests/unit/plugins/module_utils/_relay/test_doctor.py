@@ -145,6 +145,15 @@ def test_a_reply_beats_the_words_around_it():
     assert diagnosis["class"] == "bad_credentials" and diagnosis["catalogue"] == "bad_credentials"
 
 
+def test_a_reply_given_as_lines_that_the_catalogue_does_not_know():
+    """Lines (as a client read them off the wire) are matched by their words too, and kept verbatim when unknown."""
+    lines = ["454-4.7.0 TLS not available due to a local", "454 4.7.0 problem. x12 - gsmtp"]
+    assert D.diagnose(lines, local="the relay refused STARTTLS")["class"] == "tls_failure"
+    diagnosis = D.diagnose(["550-5.1.1 No such user", "550 5.1.1 here. x12 - gsmtp"])
+    assert diagnosis["class"] == "unknown"
+    assert diagnosis["verbatim"] == "550-5.1.1 No such user 550 5.1.1 here. x12 - gsmtp"
+
+
 # --- summary and verdict ------------------------------------------------------------------------------
 
 NOW = 1_800_000_000.0
