@@ -17,7 +17,7 @@ from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import va
 from ansible_collections.smarthost.relay.plugins.plugin_utils._controller_check import ControllerCheckAction, add_findings
 from ansible_collections.smarthost.relay.plugins.plugin_utils._role_specs import role_variables
 
-_MTA_OPTIONS = ("mta", "mta_vars", "settings", "facts")
+_MTA_OPTIONS = ("mta", "mta_vars", "settings", "facts", "inventory")
 
 
 def _scrub(text, secrets):
@@ -49,12 +49,12 @@ class ActionModule(ControllerCheckAction):
             return result
         prefix = args.pop("variable_prefix")
         names = args.pop("variable_names")
-        mta, mta_vars, settings, facts = (args.pop(key) for key in _MTA_OPTIONS)
+        mta, mta_vars, settings, facts, inventory = (args.pop(key) for key in _MTA_OPTIONS)
         if names is None and prefix:
             names = list(task_vars or {})
         unknown = unknown_variables(names, role_variables()) if names else []
         if mta:
-            findings = unknown + check_mta(mta, settings or {}, mta_vars or {}, facts or {})
+            findings = unknown + check_mta(mta, settings or {}, mta_vars or {}, facts or {}, inventory)
             report = ProfileReport(dict(settings or {}), *_report(findings))
         else:
             report = check_profile({k: v for k, v in args.items() if v is not None})

@@ -29,8 +29,8 @@ description:
     accounts' mail (O(local_sender), or O(auth_username) with SMTP AUTH), since the relay would refuse that mail.
   - The same rules, with the same names prefixed V(relay_), are the roles' variables.
   - With O(mta), the MTA roles' own rules instead (each role's C(tasks_from=check) entry point and its
-    C(assert.yml) call it so); with O(variable_names), mistyped variable names too. docs/troubleshooting.md lists
-    every rule with its fix.
+    C(assert.yml) call it so), the Exchange role's included; with O(variable_names), mistyped variable names too.
+    docs/troubleshooting.md lists every rule with its fix.
 author: smarthost.relay maintainers (!UNKNOWN)
 options:
   host:
@@ -153,8 +153,13 @@ options:
         at least 900 s; Sendmail's C(sendmail_timeout_datafinal) at least one hour; qmail cannot use SMTP AUTH and
         needs its STARTTLS client (or the relay guard) for TLS; Sendmail cannot use implicit TLS without the relay
         guard; unset optional numbers are null, never 0; and the syntax of each role's own settings."
+      - "Exchange (V(exchange)): a send connector speaks STARTTLS only (no implicit TLS on 465), takes its CA from the
+        Windows certificate store (no C(relay_tls_ca_file)), and needs C(relay_tls=required) for SMTP AUTH; the source
+        servers and Edge servers are inventory hosts (read from O(inventory)); the Edge settings go together; the
+        connector's size, time span and retry values are in Exchange's formats; WinRM to the hosts the passwords
+        travel to is HTTPS with certificate validation."
     type: str
-    choices: [postfix, sendmail, qmail, detect]
+    choices: [postfix, sendmail, qmail, exchange, detect]
   mta_vars:
     description:
       - The MTA role's variables (C(<mta>_*)) as the role sees them. Used with O(mta).
@@ -167,6 +172,14 @@ options:
   facts:
     description:
       - Host facts some rules read when given (C(fqdn) for Sendmail). Used with O(mta).
+    type: dict
+  inventory:
+    description:
+      - What the Exchange rules read from the inventory, with O(mta=exchange); without it those rules are not checked.
+      - V(host) is the inventory host checked, V(play_hosts) the hosts of its play (the default source servers), and
+        V(hosts) maps every inventory host to the variables the rules read (C(exchange_server_name),
+        C(ansible_connection), C(ansible_port), C(ansible_winrm_scheme), C(ansible_winrm_server_cert_validation)).
+        The Exchange role's C(tasks_from=check) entry point passes it so.
     type: dict
   variable_prefix:
     description:

@@ -22,13 +22,15 @@ from conftest import MTAS, ROOT, config_state, run_site  # noqa: I100
 
 CATALOGUE = yaml.safe_load((ROOT / "tests" / "unit" / "catalogue" / "bad_profiles.yml").read_text())["profiles"]
 # Catalogue entries that the roles' variables cannot express as written: each is still refused before any host
-# is touched, by the rule named here (role defaults: relay_tls required, relay_null_sender true).
+# is touched, by the rule named here (role defaults: relay_tls required).
 ROLE_CANNOT_EXPRESS = {
-    "port-0": "relay_null_sender [sender-identity]",  # relay_port 0 means "derive the port from relay_tls"
-    "licenses-zero": "relay_null_sender [sender-identity]",  # relay_licenses 0 (or less) means "unknown"
-    "licenses-negative": "relay_null_sender [sender-identity]",
-    "unknown-key-typo": "relay_null_sender [sender-identity]",  # relay_prot is no role variable: ignored
     "auth-port-25-derived-tls": "relay_port [tls-required-port-587]",  # relay_tls is never unset
+}
+# Catalogue entries that the roles refuse by a rule of their own, naming (variable, rule, words of the message): a
+# mistyped profile key is a mistyped role variable, which the relay role names with the nearest known one. (relay_port
+# 0, relay_licenses 0 or less no longer mean "unset": the engine refuses them by the catalogue's own rule.)
+ROLE_REFUSES_AS = {
+    "unknown-key-typo": ("relay_prot", "variable-unknown", "did you mean relay_port?"),
 }
 # The catalogue's rule for a value the argument spec refuses, as Ansible's validation words it.
 ARGUMENT_SPEC_WORDING = {"type-int": "unable to convert to int", "type-bool": "unable to convert to bool",
@@ -40,7 +42,7 @@ SAFE_BASE = {"relay_host": "relay.smarthost.test", "relay_test_message": False,
 
 
 def argument_spec_entry(entry):
-    return entry.get("action_rule") == "argument-spec" and entry["id"] not in ROLE_CANNOT_EXPRESS
+    return entry.get("action_rule") == "argument-spec" and entry["id"] not in {**ROLE_CANNOT_EXPRESS, **ROLE_REFUSES_AS}
 
 
 def inventory(entries):
@@ -109,7 +111,10 @@ def test_every_entry_is_refused_naming_its_variable_and_rule(refusals, results):
             if entry["id"] in ROLE_CANNOT_EXPRESS:
                 assert "- %s: " % ROLE_CANNOT_EXPRESS[entry["id"]] in messages, (entry["id"], messages)
                 continue
-            if argument_spec_entry(entry):
+            if entry["id"] in ROLE_REFUSES_AS:
+                role_variable, rule, words = ROLE_REFUSES_AS[entry["id"]]
+                assert "- %s [%s]: " % (role_variable, rule) in messages and words in messages, (entry["id"], messages)
+            elif argument_spec_entry(entry):
                 # The role's meta/argument_specs.yml refuses it first; Ansible's validation names the variable.
                 assert messages.startswith("Validation of arguments failed:"), (entry["id"], messages)
                 assert variable in messages and ARGUMENT_SPEC_WORDING[entry["rule"]] in messages, (entry["id"], messages)

@@ -5,14 +5,16 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The rules each MTA imposes on top of the relay's: Postfix, Sendmail and qmail.
+"""The rules each MTA imposes on top of the relay's: Postfix, Sendmail and qmail (and Exchange, in exchange.py).
 
-``check_mta(mta, relay, mta_vars, facts=None)`` returns a list of ``Finding``
+``check_mta(mta, relay, mta_vars, facts=None, inventory=None)`` returns a list of ``Finding``
 for the role variables ``mta_vars`` (``<mta>_*``, as the role sees them)
 against ``relay``, the relay settings as the relay check normalized them
 (``relay_settings``). ``mta="detect"`` checks the own variables of Postfix,
 Sendmail and qmail that are given, and no rule that needs to know which MTA
-the host runs. ``facts`` (the host's ``fqdn``) is used only when given.
+the host runs. ``facts`` (the host's ``fqdn``) is used only when given. ``mta="exchange"`` runs the Exchange
+connector rules (exchange.py), which read ``inventory`` (the Exchange names and WinRM settings of the inventory's
+hosts) when given.
 Each rule reads like a row of ``RULES``: one small function per rule.
 """
 
@@ -22,6 +24,7 @@ import ipaddress
 import re
 
 from .domains import normalize_domain
+from .exchange import check_exchange
 from .findings import Finding, RelayRuleError
 from .qmail_routes import plan_smtproutes
 
@@ -380,8 +383,11 @@ def _qmail_routes(ctx, guard, starttls):
 _CHECKS = {"postfix": _postfix, "sendmail": _sendmail, "qmail": _qmail}
 
 
-def check_mta(mta, relay, mta_vars, facts=None):
-    """Every finding of ``mta``'s rules (see the module docstring); ``mta`` is one of ``MTAS`` or ``detect``."""
+def check_mta(mta, relay, mta_vars, facts=None, inventory=None):
+    """Every finding of ``mta``'s rules (see the module docstring); ``mta`` is one of ``MTAS``, ``exchange`` or
+    ``detect``."""
+    if mta == "exchange":
+        return check_exchange(relay, mta_vars, inventory)
     if mta == "detect":
         findings = []
         for name in MTAS:
@@ -391,7 +397,7 @@ def check_mta(mta, relay, mta_vars, facts=None):
             findings.extend(ctx.findings)
         return findings
     if mta not in _CHECKS:
-        raise ValueError("mta must be one of %s or detect, not %r" % (", ".join(MTAS), mta))
+        raise ValueError("mta must be one of %s, exchange or detect, not %r" % (", ".join(MTAS), mta))
     ctx = _Context(relay, mta_vars, facts, cross=True)
     _CHECKS[mta](ctx)
     return ctx.findings

@@ -5,7 +5,7 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The rule table: every rule id of the engine (profile.py, mta.py, variables.py) with the usual fix.
+"""The rule table: every rule id of the engine (profile.py, mta.py, exchange.py, variables.py) with the usual fix.
 
 Each finding carries its own fix, worded for the values it saw; ``FIXES`` is the general one, which
 docs/troubleshooting.md lists (scripts/gen_reference.py generates that section from the RULES tables and FIXES;
@@ -98,4 +98,19 @@ FIXES = {
     "qmail-routes": "write each route as domain:relay[:port], one per domain; the catch-all is the role's",
     "qmail-local-sender-guard": "turn the relay guard on (qmail_limit_replies_retry or qmail_relay_refusals_retry)",
     "qmail-plain-text": "leave Require TLS encryption unchecked in the Admin console and rely on the IP allowlist",
+    # --- the Exchange role (exchange.py) ---
+    "exchange-implicit-tls": "set relay_tls: required (port 587, STARTTLS)",
+    "exchange-tls-ca-file": "import the CA into the Windows Trusted Root store and leave relay_tls_ca_file empty",
+    "exchange-auth-requires-tls": "set relay_tls: required (port 587)",
+    "exchange-connector-name": "set exchange_connector_name: Outbound, or exchange_edge: true for the Edge connector",
+    "exchange-max-message-size": "write a size such as 35MB or unlimited, or leave it empty",
+    "exchange-timespan": "write a time span such as 00:15:00, or leave it empty",
+    "exchange-session-password": "set exchange_session_password (from Vault), or leave exchange_session_username empty",
+    "exchange-source-servers": "name the source servers by their Exchange names and add each to the inventory",
+    "exchange-edge-site": "set exchange_edge_site to the Edge subscription's Active Directory site",
+    "exchange-edge-source-servers": "leave exchange_source_servers empty with exchange_edge: true",
+    "exchange-edge-servers": "list the Edge servers as inventory hosts, or set exchange_edge_verify: false",
+    "exchange-edge-hub-addresses": "list the hub servers' single IP addresses, such as 10.0.1.11",
+    "exchange-retry": "use the four known keys, [d.]hh:mm:ss intervals and a retry count of 0 to 15",
+    "exchange-winrm-https": "use WinRM over HTTPS (5986) with certificate validation, or exchange_winrm_allow_insecure",
 }

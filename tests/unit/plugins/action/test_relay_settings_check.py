@@ -35,7 +35,8 @@ def test_plugin_stays_on_the_controller():
 
 def test_documentation_is_the_schema():
     spec = argument_spec_from_doc(doc_module.DOCUMENTATION)
-    assert set(spec) == set(PROFILE_KEYS) | {"variable_prefix", "variable_names", "mta", "mta_vars", "settings", "facts"}
+    options = {"variable_prefix", "variable_names", "mta", "mta_vars", "settings", "facts", "inventory"}
+    assert set(spec) == set(PROFILE_KEYS) | options
     assert spec["tls"]["choices"] == ["none", "opportunistic", "required", "implicit"]
     assert spec["allowlist"] == {"type": "list", "elements": "raw"}
 
@@ -122,6 +123,18 @@ def test_mta_rules_fail_naming_the_variable(run_action):
     assert "\n- qmail_timeoutsmtpd [qmail-timeoutsmtpd]: " in result["msg"]
     ok = run_action(ActionModule, {"mta": "qmail", "settings": settings, "mta_vars": {"qmail_timeoutremote": 900}})
     assert not ok.get("failed") and ok["msg"] == "qmail settings OK"
+
+
+def test_exchange_rules_read_the_inventory(run_action):
+    settings = run_action(ActionModule, {"domains": ["example.com"], "allowlist": ["8.8.8.0/29"]})["normalized"]
+    inventory = {"host": "ex01", "play_hosts": ["ex01"], "hosts": {"ex01": {"ansible_connection": "winrm"}}}
+    args = {"mta": "exchange", "settings": settings, "inventory": inventory,
+            "mta_vars": {"exchange_source_servers": ["EX01", "EX99"], "exchange_connector_name": "Outbound"}}
+    result = run_action(ActionModule, args)
+    assert result["failed"] and result["msg"].startswith("The exchange settings break 1 rule(s):")
+    assert "\n- exchange_source_servers [exchange-source-servers]: " in result["msg"]
+    ok = run_action(ActionModule, dict(args, mta_vars={"exchange_source_servers": ["EX01"]}))
+    assert not ok.get("failed") and ok["msg"] == "exchange settings OK"
 
 
 def test_mta_needs_the_relay_settings(run_action):

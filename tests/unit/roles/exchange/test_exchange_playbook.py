@@ -80,10 +80,10 @@ def test_syntax_check(playbook_runs):
      "relay_port [tls-required-port-587]"),
     ("ex-bad-argument", "smarthost.relay.exchange : Validating arguments against arg spec 'main'", "ansible.builtin.validate_argument_spec",
      "value of exchange_session must be one of: remote, snapin, got: telnet"),
-    ("ex-bad-exchange", "smarthost.relay.exchange : Check the Exchange settings against the rules of an Exchange send connector", "ansible.builtin.assert",
-     "The Exchange settings break 4 rule(s)"),
-    ("ex-bad-edge", "smarthost.relay.exchange : Check the Exchange settings against the rules of an Exchange send connector", "ansible.builtin.assert",
-     "The Exchange settings break 5 rule(s)"),
+    ("ex-bad-exchange", "smarthost.relay.exchange : Check the Exchange settings against the rules of an Exchange send connector",
+     "smarthost.relay.relay_settings_check", "The exchange settings break 4 rule(s)"),
+    ("ex-bad-edge", "smarthost.relay.exchange : Check the Exchange settings against the rules of an Exchange send connector",
+     "smarthost.relay.relay_settings_check", "The exchange settings break 5 rule(s)"),
 ])
 def test_bad_settings_stop_before_any_host_task(run, host, task, action, message):
     per_host, stats, dummy = run
@@ -100,12 +100,16 @@ def test_bad_settings_stop_before_any_host_task(run, host, task, action, message
 def test_every_broken_rule_is_listed(run):
     per_host, dummy, dummy2 = run
     messages = {host: stopped_at(per_host, host)[0][2]["msg"] for host in ("ex-bad-exchange", "ex-bad-edge")}
-    for variable in ("relay_tls/relay_port", "exchange_connector_name", "exchange_source_servers: EX99",
-                     "ex-bad-exchange: the SMTP AUTH and session passwords"):
-        assert "\n- " + variable in messages["ex-bad-exchange"], variable
-    for variable in ("exchange_max_message_size", "exchange_edge_site", "exchange_edge_servers: edge02.dmz.example.test",
-                     "exchange_edge_hub_addresses", "exchange_retry: message_retry_interval, transient_failure_retry_count"):
-        assert "\n- " + variable in messages["ex-bad-edge"], variable
+    for finding in ("relay_tls [exchange-implicit-tls]", "exchange_connector_name [exchange-connector-name]",
+                    "exchange_source_servers [exchange-source-servers]: exchange_source_servers names EX99,",
+                    "ansible_winrm_server_cert_validation [exchange-winrm-https]: ex-bad-exchange: the SMTP AUTH"):
+        assert "\n- " + finding in messages["ex-bad-exchange"], finding
+    for finding in ("exchange_max_message_size [exchange-max-message-size]", "exchange_edge_site [exchange-edge-site]",
+                    "exchange_edge_servers [exchange-edge-servers]: exchange_edge_servers names edge02.dmz.example.test,",
+                    "exchange_edge_hub_addresses [exchange-edge-hub-addresses]",
+                    "exchange_retry [exchange-retry]: exchange_retry has wrong keys or values (message_retry_interval, "
+                    "transient_failure_retry_count)"):
+        assert "\n- " + finding in messages["ex-bad-edge"], finding
 
 
 def assert_reaches_host(per_host, host, module):
@@ -114,7 +118,7 @@ def assert_reaches_host(per_host, host, module):
     assert before and all(not entry[1].startswith(HOST_TASK) for entry in before)
     assert all(outcome(entry[2]) in ("ok", "skipped") for entry in before)
     controller_checks = [entry[0] for entry in before if entry[1] in ("smarthost.relay.relay_settings_check", "ansible.builtin.assert")]
-    assert len(controller_checks) == 3, controller_checks
+    assert len(controller_checks) == 3, controller_checks  # the relay rules, relay_settings published, the Exchange rules
     # The first failure is the first task that needs the host: the connection, not a rule.
     assert action == module, (name, action)
     if result.get("censored"):

@@ -14,7 +14,9 @@ import re
 import pytest
 import yaml
 
-from conftest import ROLE, powershell_spec, validate_module_args
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.mta import check_mta
+from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
+from conftest import RELAY_DOC, ROLE, powershell_spec, validate_module_args
 
 BASE = {"relay_domains": ["example.com"], "relay_allowlist": ["198.51.100.16/29"], "relay_helo_name": "mail.example.com",
         "exchange_source_servers": ["EX01"]}
@@ -24,6 +26,7 @@ EDGE = dict(BASE, exchange_source_servers=[], exchange_edge=True, exchange_edge_
 SEND = "smarthost.relay.exchange_send_connector"
 EDGE_FACTS = "smarthost.relay.exchange_edge_facts"
 RETRY = "smarthost.relay.exchange_transport_retry"
+CHECK = "smarthost.relay.relay_settings_check"
 
 
 def read_yaml(*parts):
@@ -190,41 +193,60 @@ def test_retry_arguments(role, host_vars, expected):
     assert role.template("{{ __exchange_retry | length > 0 }}", BASE) is False
 
 
-# --- the Exchange rules (tasks/assert.yml) --------------------------------------------------------------
+# --- the Exchange rules (tasks/check.yml: the rule engine's, on what the role passes it) -------------------------
 def problems(role, host_vars):
-    return role.template("{{ __exchange_rules | selectattr('broken') | map(attribute='message') | list }}", host_vars)
+    """(variable, rule) of every finding of the role's check task, its arguments templated as the role runs it and
+    run through the rule engine as the action plugin runs them."""
+    variables = role.variables(host_vars)
+    task = role.module_task("check.yml", CHECK)
+    variables.update(task.get("vars", {}))
+    args, errors, dummy = validate_from_doc(RELAY_DOC, role.templar(variables).template(task[CHECK]))
+    assert not errors, errors
+    assert "exchange_session_password" not in [name for name, value in args["mta_vars"].items()
+                                               if value not in ("", "********")]
+    findings = check_mta(args["mta"], args["settings"], args["mta_vars"], args["facts"] or {}, args["inventory"])
+    return [(finding.variable, finding.rule) for finding in findings]
+
+
+def test_no_rule_is_left_in_the_role_yaml():
+    assert "__exchange_rules" not in read_yaml("vars", "main.yml")
+    assert [task for task in read_yaml("tasks", "check.yml") if CHECK in task][0][CHECK]["mta"] == "exchange"
+    asserts = [task["ansible.builtin.assert"]["that"] for dummy, task in all_tasks() if "ansible.builtin.assert" in task]
+    assert asserts == [["relay_settings is defined", "relay_settings is mapping",
+                        "relay_settings.host | default('') | length > 0"]]
 
 
 def test_good_settings_break_no_rule(role):
-    for host_vars in (BASE, dict(EDGE, exchange_retry_document_values=True)):
+    for host_vars in (BASE, dict(EDGE, exchange_retry_document_values=True),
+                      dict(BASE, exchange_session_username="admin", exchange_session_password="s3cret-pass")):
         assert problems(role, host_vars) == []
 
 
-# Each case breaks several rules at once; every one is reported, each message naming its variable.
-@pytest.mark.parametrize("host_vars, variables", [
+# Each case breaks several rules at once; every one is reported, each naming its variable and rule.
+@pytest.mark.parametrize("host_vars, expected", [
     (dict(BASE, relay_tls="implicit", relay_tls_ca_file="C:\\ca.pem", exchange_source_servers=["ex01.corp.example.test", "EX99"],
           exchange_connector_name="EdgeSync - Site to Internet", exchange_max_message_size="35 megabytes",
           exchange_connection_inactivity_timeout="15m", exchange_session_username="admin",
           ansible_connection="winrm", ansible_port=5985),
-     ["relay_tls/relay_port", "relay_tls_ca_file", "exchange_connector_name", "exchange_max_message_size",
-      "exchange_connection_inactivity_timeout", "exchange_session_username", "exchange_source_servers: EX99 ",
-      "ex-test: the SMTP AUTH"]),
+     [("relay_tls", "exchange-implicit-tls"), ("relay_tls_ca_file", "exchange-tls-ca-file"),
+      ("exchange_connector_name", "exchange-connector-name"), ("exchange_max_message_size", "exchange-max-message-size"),
+      ("exchange_connection_inactivity_timeout", "exchange-timespan"),
+      ("exchange_session_username", "exchange-session-password"), ("exchange_source_servers", "exchange-source-servers"),
+      ("ansible_port", "exchange-winrm-https")]),
     (dict(EDGE, exchange_edge_site=" ", exchange_source_servers=["EX01"],
           exchange_edge_servers=["edge01.dmz.example.test", "edge09.dmz.example.test"],
           exchange_edge_hub_addresses=["10.0.1.0/24", "10.0.1.300"],
           ansible_connection="winrm", ansible_winrm_server_cert_validation="ignore"),
-     ["exchange_edge_site", "exchange_source_servers does not apply", "exchange_edge_servers: edge09.dmz.example.test ",
-      "exchange_edge_hub_addresses must be single", "ex-test: the SMTP AUTH"]),
+     [("exchange_edge_site", "exchange-edge-site"), ("exchange_source_servers", "exchange-edge-source-servers"),
+      ("exchange_edge_servers", "exchange-edge-servers"), ("exchange_edge_hub_addresses", "exchange-edge-hub-addresses"),
+      ("ansible_winrm_server_cert_validation", "exchange-winrm-https")]),
     (dict(EDGE, exchange_edge_servers=[], exchange_edge_hub_addresses=[]),
-     ["exchange_edge_servers: list", "exchange_edge_hub_addresses: list"]),
+     [("exchange_edge_servers", "exchange-edge-servers"), ("exchange_edge_hub_addresses", "exchange-edge-hub-addresses")]),
     (dict(BASE, exchange_retry={"transient_failure_retry_count": 16, "message_retry_interval": "5m", "retry_everything": True}),
-     ["exchange_retry: message_retry_interval, retry_everything, transient_failure_retry_count:"]),
+     [("exchange_retry", "exchange-retry")]),
 ])
-def test_bad_settings_break_named_rules(role, host_vars, variables):
-    found = problems(role, host_vars)
-    assert len(found) == len(variables), found
-    for variable in variables:
-        assert [message for message in found if message.startswith(variable)], (variable, found)
+def test_bad_settings_break_named_rules(role, host_vars, expected):
+    assert problems(role, host_vars) == expected
 
 
 def test_insecure_winrm_can_be_allowed(role):
