@@ -53,8 +53,9 @@ def fake_host(tmp_path, held):
 
 
 @pytest.mark.skipif(ansible_playbook() is None, reason="ansible-playbook not installed")
-@pytest.mark.parametrize("held", [0, 2])
-def test_doctor_playbook(tmp_path, held):
+@pytest.mark.parametrize("held,check", [(0, False), (2, False), (2, True)], ids=["healthy", "blocked", "check-mode"])
+def test_doctor_playbook(tmp_path, held, check):
+    """Check mode is the same run: the hosts are only read, and the reports are written all the same."""
     bin_dir, log = fake_host(tmp_path, held)
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("[postfix]\nmta1 ansible_connection=local ansible_python_interpreter=%s ansible_become=false\n"
@@ -64,7 +65,8 @@ def test_doctor_playbook(tmp_path, held):
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_HOME=str(tmp_path / "home"),
                PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
     proc = subprocess.run([ansible_playbook(), "-i", str(inventory), str(ROOT / "playbooks" / "doctor.yml"),
-                           "-e", "doctor_report_dir=%s" % report_dir, "-e", "doctor_log_file=%s" % log],
+                           "-e", "doctor_report_dir=%s" % report_dir, "-e", "doctor_log_file=%s" % log]
+                          + (["--check"] if check else []),
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
                           check=False)
     out = proc.stdout
