@@ -433,7 +433,8 @@ FINDINGS_END = "<!-- END findings -->"
 # The engine's rule tables, in the order the section lists them: (file under plugins/module_utils/_relay, title).
 RULE_TABLES = (("profile.py", "Relay settings (`relay_*`)"), ("variables.py", "Variable names"),
                ("mta.py", "MTA roles (`postfix_*`, `sendmail_*`, `qmail_*`)"),
-               ("exchange.py", "Exchange role (`exchange_*`)"))
+               ("exchange.py", "Exchange role (`exchange_*`)"),
+               ("guard.py", "Relay guard (`relay_guard_*`, set by the Sendmail and qmail roles)"))
 
 
 def _module_dicts(path, names):

@@ -29,7 +29,8 @@ description:
     accounts' mail (O(local_sender), or O(auth_username) with SMTP AUTH), since the relay would refuse that mail.
   - The same rules, with the same names prefixed V(relay_), are the roles' variables.
   - With O(mta), the MTA roles' own rules instead (each role's C(tasks_from=check) entry point and its
-    C(assert.yml) call it so), the Exchange role's included; with O(variable_names), mistyped variable names too.
+    C(assert.yml) call it so), the Exchange role's and the relay guard's included; with O(variable_names), mistyped
+    variable names too.
     docs/troubleshooting.md lists every rule with its fix.
 author: smarthost.relay maintainers (!UNKNOWN)
 options:
@@ -158,11 +159,17 @@ options:
         servers and Edge servers are inventory hosts (read from O(inventory)); the Edge settings go together; the
         connector's size, time span and retry values are in Exchange's formats; WinRM to the hosts the passwords
         travel to is HTTPS with certificate validation."
+      - "Relay guard (V(relay_guard), on the C(smarthost.relay.relay_guard) role's C(relay_guard_*) variables, which
+        the Sendmail and qmail roles set): it listens on loopback only (C(127.0.0.1) or C(::1)) on a port from 1 to
+        1023; its timeouts are 1 to 86400 seconds; each pool setting is within its range, and no more connections are
+        kept idle than may be open; the local senders' rewrite is V(none), V(domain) or V(address), with the host's
+        names to rewrite and a target (the customer's domain, or one C(user@domain)) that is not one of them."
     type: str
-    choices: [postfix, sendmail, qmail, exchange, detect]
+    choices: [postfix, sendmail, qmail, exchange, relay_guard, detect]
   mta_vars:
     description:
-      - The MTA role's variables (C(<mta>_*)) as the role sees them. Used with O(mta).
+      - The MTA role's variables (C(<mta>_*); C(relay_guard_*) for V(relay_guard)) as the role sees them. Used with
+        O(mta).
     type: dict
   settings:
     description:

@@ -14,7 +14,7 @@ against ``relay``, the relay settings as the relay check normalized them
 Sendmail and qmail that are given, and no rule that needs to know which MTA
 the host runs. ``facts`` (the host's ``fqdn``) is used only when given. ``mta="exchange"`` runs the Exchange
 connector rules (exchange.py), which read ``inventory`` (the Exchange names and WinRM settings of the inventory's
-hosts) when given.
+hosts) when given; ``mta="relay_guard"`` the relay guard's rules (guard.py) on its ``relay_guard_*`` variables.
 Each rule reads like a row of ``RULES``: one small function per rule.
 """
 
@@ -26,6 +26,7 @@ import re
 from .domains import normalize_domain
 from .exchange import check_exchange
 from .findings import Finding, RelayRuleError
+from .guard import check_guard
 from .qmail_routes import plan_smtproutes
 
 MTAS = ("postfix", "sendmail", "qmail")
@@ -384,10 +385,12 @@ _CHECKS = {"postfix": _postfix, "sendmail": _sendmail, "qmail": _qmail}
 
 
 def check_mta(mta, relay, mta_vars, facts=None, inventory=None):
-    """Every finding of ``mta``'s rules (see the module docstring); ``mta`` is one of ``MTAS``, ``exchange`` or
-    ``detect``."""
+    """Every finding of ``mta``'s rules (see the module docstring); ``mta`` is one of ``MTAS``, ``exchange``,
+    ``relay_guard`` or ``detect``."""
     if mta == "exchange":
         return check_exchange(relay, mta_vars, inventory)
+    if mta == "relay_guard":
+        return check_guard(relay, mta_vars)
     if mta == "detect":
         findings = []
         for name in MTAS:
@@ -397,7 +400,7 @@ def check_mta(mta, relay, mta_vars, facts=None, inventory=None):
             findings.extend(ctx.findings)
         return findings
     if mta not in _CHECKS:
-        raise ValueError("mta must be one of %s, exchange or detect, not %r" % (", ".join(MTAS), mta))
+        raise ValueError("mta must be one of %s, exchange, relay_guard or detect, not %r" % (", ".join(MTAS), mta))
     ctx = _Context(relay, mta_vars, facts, cross=True)
     _CHECKS[mta](ctx)
     return ctx.findings

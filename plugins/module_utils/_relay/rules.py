@@ -5,7 +5,8 @@
 # Copyright (c) smarthost.relay maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The rule table: every rule id of the engine (profile.py, mta.py, exchange.py, variables.py) with the usual fix.
+"""The rule table: every rule id of the engine (profile.py, mta.py, exchange.py, guard.py, variables.py) with the
+usual fix.
 
 Each finding carries its own fix, worded for the values it saw; ``FIXES`` is the general one, which
 docs/troubleshooting.md lists (scripts/gen_reference.py generates that section from the RULES tables and FIXES;
@@ -113,4 +114,15 @@ FIXES = {
     "exchange-edge-hub-addresses": "list the hub servers' single IP addresses, such as 10.0.1.11",
     "exchange-retry": "use the four known keys, [d.]hh:mm:ss intervals and a retry count of 0 to 15",
     "exchange-winrm-https": "use WinRM over HTTPS (5986) with certificate validation, or exchange_winrm_allow_insecure",
+    # --- the relay guard (guard.py) ---
+    "guard-address": "set relay_guard_address: 127.0.0.1 (the default) or ::1",
+    "guard-port": "set the guard port (sendmail_guard_port, qmail_guard_port) to 24, the default, or another below 1024",
+    "guard-timeout": "set the timeout to 1 to 86400 seconds (defaults: connect 30, reply 300)",
+    "guard-pool-range": "set the pool setting within its range, or leave it unset for the default",
+    "guard-pool-max-idle": "set relay_guard_pool_max_idle to relay_guard_pool_max_connections or less (0: no reuse)",
+    "guard-local-sender-rewrite": "set relay_guard_local_sender_rewrite: none (the default), domain or address",
+    "guard-local-sender-domains": "list this host's own names (FQDN, short name, localhost, .localdomain)",
+    "guard-local-sender-domain": "set relay_guard_local_sender_domain to the customer's domain, e.g. example.com",
+    "guard-local-sender-address": "set relay_guard_local_sender_address to a registered user's address",
+    "guard-local-sender-target": "list only the host's own names in relay_guard_local_sender_domains",
 }

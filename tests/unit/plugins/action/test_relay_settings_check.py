@@ -137,6 +137,19 @@ def test_exchange_rules_read_the_inventory(run_action):
     assert not ok.get("failed") and ok["msg"] == "exchange settings OK"
 
 
+def test_relay_guard_rules_name_the_variable(run_action):
+    settings = run_action(ActionModule, {"domains": ["example.com"], "allowlist": ["8.8.8.0/29"]})["normalized"]
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "relay_guard", "defaults",
+                           "main.yml"), encoding="utf-8") as handle:
+        guard_vars = yaml.safe_load(handle)
+    args = {"mta": "relay_guard", "settings": settings, "mta_vars": dict(guard_vars, relay_guard_pool_wait=0)}
+    result = run_action(ActionModule, args)
+    assert result["failed"] and result["msg"].startswith("The relay_guard settings break 1 rule(s):")
+    assert "\n- relay_guard_pool_wait [guard-pool-range]: " in result["msg"]
+    ok = run_action(ActionModule, dict(args, mta_vars=guard_vars))
+    assert not ok.get("failed") and ok["msg"] == "relay_guard settings OK"
+
+
 def test_mta_needs_the_relay_settings(run_action):
     result = run_action(ActionModule, {"mta": "postfix"})
     assert result["failed"] and "settings is required with mta: postfix" in result["msg"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from ansible_collections.smarthost.relay.plugins.module_utils._relay import exchange, mta, profile, variables
+from ansible_collections.smarthost.relay.plugins.module_utils._relay import exchange, guard, mta, profile, variables
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.rules import FIXES
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", ".."))
@@ -23,13 +23,13 @@ def load_generator():
 
 
 def test_every_rule_has_a_fix_and_no_fix_is_orphaned():
-    rules = set(profile.RULES) | set(mta.RULES) | set(exchange.RULES) | set(variables.RULES)
+    rules = set(profile.RULES) | set(mta.RULES) | set(exchange.RULES) | set(guard.RULES) | set(variables.RULES)
     assert rules == set(FIXES), (rules - set(FIXES), set(FIXES) - rules)
     assert all(FIXES.values())
 
 
 def test_rule_ids_are_unique_across_tables():
-    tables = [set(profile.RULES), set(mta.RULES), set(exchange.RULES), set(variables.RULES)]
+    tables = [set(profile.RULES), set(mta.RULES), set(exchange.RULES), set(guard.RULES), set(variables.RULES)]
     assert sum(len(table) for table in tables) == len(set().union(*tables))
 
 
