@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -34,10 +35,14 @@ def ansible_playbook():
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_playbook(tmp_path, check_mode):
     inventory = tmp_path / "inventory.ini"
-    # 192.0.2.1 (TEST-NET-1) never answers: any connection attempt would make the host unreachable
+    # a loopback port where nothing listens: any connection attempt would make the host unreachable
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     inventory.write_text(
-        "[unreachable]\nnohost.invalid ansible_host=192.0.2.1 ansible_connection=ssh ansible_ssh_timeout=3\n"
-        "[local]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        "[unreachable]\nnohost.invalid ansible_host=127.0.0.1 ansible_port=%d ansible_connection=ssh "
+        "ansible_ssh_timeout=3\n"
+        "[local]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n" % (port, sys.executable))
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_path(),

@@ -4,18 +4,28 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Bad settings are refused before the host is touched, with a message that says why and what to use.
 
-Every case is a host at 192.0.2.1 (TEST-NET-1, never answers): a task that contacted it would make it UNREACHABLE
-instead of being rescued. The "good" case proves the point: valid settings go on to the host and it is unreachable.
+Every case is a host at 127.0.0.1 on a loopback port where nothing listens: a task that contacted it would make it
+UNREACHABLE instead of being rescued. The "good" case proves the point: valid settings go on to the host and it is unreachable.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 
+
+def closed_loopback_port():
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 BASE = {
-    "ansible_host": "192.0.2.1",
+    "ansible_host": "127.0.0.1",
+    "ansible_port": closed_loopback_port(),
     "ansible_connection": "ssh",
     "ansible_ssh_timeout": 3,
     "ansible_python_interpreter": "/usr/bin/python3",
