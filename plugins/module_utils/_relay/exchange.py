@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .findings import Finding
+from .role_vars import RoleVars
 
 # rule id -> what it enforces.
 RULES = {
@@ -79,41 +79,20 @@ class _Inventory:
         return [self.server_name(host) for host in self.play_hosts]
 
 
-class _Check:
+class _Check(RoleVars):
     """What a rule sees: the relay settings, the role's variables, the inventory, and where findings go."""
 
     def __init__(self, relay, exchange_vars, inventory):
-        self.relay = relay or {}
-        self.v = exchange_vars or {}
+        super().__init__(relay, exchange_vars)
         self.inventory = _Inventory(inventory) if inventory is not None else None
-        self.findings = []
-
-    def add(self, variable, rule, message, fix):
-        self.findings.append(Finding(variable, rule, message, fix))
-
-    def text(self, name):
-        value = self.v.get(name)
-        return "" if value is None else str(value)
-
-    def items(self, name):
-        value = self.v.get(name)
-        return [] if value is None else list(value)
-
-    def flag(self, name, default=False):
-        value = self.v.get(name)
-        if value is None:
-            return default
-        if isinstance(value, str):
-            return value.strip().lower() in ("true", "yes", "on", "1")
-        return bool(value)
 
     @property
     def edge(self):
-        return self.flag("exchange_edge")
+        return self.boolean("exchange_edge")
 
     @property
     def edge_verified(self):
-        return self.edge and self.flag("exchange_edge_verify", True)
+        return self.edge and self.boolean("exchange_edge_verify", True)
 
 
 # --- the relay settings an Exchange send connector can carry out --------------------------------------------------
@@ -272,7 +251,7 @@ def _single_address(text):
 # --- WinRM: the SMTP AUTH and session passwords travel to the Exchange hosts ---------------------------------------
 
 def _winrm_https(ck):
-    if ck.inventory is None or ck.flag("exchange_winrm_allow_insecure"):
+    if ck.inventory is None or ck.boolean("exchange_winrm_allow_insecure"):
         return
     hosts = [ck.inventory.host] + (ck.items("exchange_edge_servers") if ck.edge else [])
     for host in dict.fromkeys(h for h in hosts if h):

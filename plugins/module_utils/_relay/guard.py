@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from .findings import Finding
+from .role_vars import RoleVars
 
 # rule id -> what it enforces.
 RULES = {
@@ -57,32 +57,12 @@ _ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@%s+[.]?$" % _LABELS)
 _LOCAL_NAME_RE = re.compile(r"^[.]?%s*[.]?$" % _LABELS)
 
 
-class _Check:
-    """What a rule sees: the relay settings, the role's variables, and where findings go."""
-
-    def __init__(self, relay, guard_vars):
-        self.relay = relay or {}
-        self.v = guard_vars or {}
-        self.findings = []
-
-    def add(self, variable, rule, message, fix):
-        self.findings.append(Finding(variable, rule, message, fix))
+class _Check(RoleVars):
+    """What a rule sees: the relay settings, the role's variables, and where findings go. A null number is no
+    whole number here (``whole_number``): the role's templates would turn it into 0, which is not what a null means."""
 
     def text(self, name):
-        value = self.v.get(name)
-        return "" if value is None else str(value).strip()
-
-    def whole(self, name):
-        """The value as an int, or None when it is no whole number (null included: the role's templates would
-        turn it into 0, which is not what a null means)."""
-        value = self.v.get(name)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and re.match(r"^\s*-?[0-9]+\s*$", value):
-            return int(value)
-        return None
+        return super().text(name).strip()
 
     @property
     def present(self):
@@ -126,7 +106,7 @@ def _address(ck):
 
 
 def _port(ck):
-    port = ck.whole("relay_guard_port")
+    port = ck.whole_number("relay_guard_port")
     if port is None or not 1 <= port <= 1023:
         ck.add("relay_guard_port", "guard-port",
                "relay_guard_port (sendmail_guard_port, qmail_guard_port) must be 1 to 1023, got %r: a port only root "
@@ -139,7 +119,7 @@ def _port(ck):
 
 def _timeouts(ck):
     for name in TIMEOUTS:
-        seconds = ck.whole(name)
+        seconds = ck.whole_number(name)
         if seconds is None or not 1 <= seconds <= _MAX_TIMEOUT:
             ck.add(name, "guard-timeout",
                    "%s must be a whole number of seconds from 1 to %d, got %r" % (name, _MAX_TIMEOUT, ck.v.get(name)),
@@ -150,14 +130,14 @@ def _timeouts(ck):
 
 def _pool_ranges(ck):
     for name, (lowest, highest, bounds) in POOL_RANGES.items():
-        value = ck.whole(name)
+        value = ck.whole_number(name)
         if value is None or not lowest <= value <= highest:
             ck.add(name, "guard-pool-range", "%s must be a whole number from %s, got %r" % (name, bounds, ck.v.get(name)),
                    "set %s within %s, or leave it unset for the role's default" % (name, bounds))
 
 
 def _pool_max_idle(ck):
-    idle, connections = ck.whole("relay_guard_pool_max_idle"), ck.whole("relay_guard_pool_max_connections")
+    idle, connections = ck.whole_number("relay_guard_pool_max_idle"), ck.whole_number("relay_guard_pool_max_connections")
     if idle is not None and connections is not None and idle > connections:
         ck.add("relay_guard_pool_max_idle", "guard-pool-max-idle",
                "relay_guard_pool_max_idle (%d) must not exceed relay_guard_pool_max_connections (%d): idle "

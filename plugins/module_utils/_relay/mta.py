@@ -28,6 +28,7 @@ from .exchange import check_exchange
 from .findings import Finding, RelayRuleError
 from .guard import check_guard
 from .qmail_routes import plan_smtproutes
+from .role_vars import RoleVars
 
 MTAS = ("postfix", "sendmail", "qmail")
 
@@ -81,45 +82,24 @@ POSTFIX_RELAY_RULE_SETTINGS = (
     "sender_dependent_default_transport_maps", "smtp_tls_secure_cert_match", "smtp_helo_name")
 
 
-class _Context:
+class _Context(RoleVars):
     """What a rule sees: the relay settings, the role's variables, the facts, and where findings go."""
 
     def __init__(self, relay, mta_vars, facts, cross):
-        self.relay = relay or {}
-        self.v = mta_vars or {}
+        super().__init__(relay, mta_vars)
         self.facts = facts or {}
         self.cross = cross
-        self.findings = []
-
-    def add(self, variable, rule, message, fix, severity="error"):
-        self.findings.append(Finding(variable, rule, message, fix, severity))
-
-    def given(self, name):
-        return self.v.get(name) is not None
-
-    def get(self, name, default=None):
-        value = self.v.get(name)
-        return default if value is None else value
-
-    def boolean(self, name, default=False):
-        value = self.v.get(name)
-        if value is None:
-            return default
-        if isinstance(value, str):
-            return value.strip().lower() in ("true", "yes", "on", "1")
-        return bool(value)
 
     def integer(self, name):
         """The value as an int, None when unset; a value that is no whole number is reported (mta-positive)."""
         value = self.v.get(name)
         if value is None or isinstance(value, bool):
             return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and re.match(r"^\s*-?[0-9]+\s*$", value):
-            return int(value)
-        self.add(name, "mta-positive", "%s must be a whole number, got %r" % (name, value), "set %s to a number" % name)
-        return None
+        number = self.whole_number(name)
+        if number is None:
+            self.add(name, "mta-positive", "%s must be a whole number, got %r" % (name, value),
+                     "set %s to a number" % name)
+        return number
 
 
 def _positive(ctx, *names):
