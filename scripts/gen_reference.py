@@ -12,8 +12,8 @@ Usage (from the collection root, with the project venv):
 Sources, all read without importing Ansible (stdlib + PyYAML only):
 * every ``roles/*/meta/argument_specs.yml`` (and the role's ``meta/main.yml`` dependencies);
 * the DOCUMENTATION, EXAMPLES and RETURN strings of ``plugins/modules/*.py`` and
-  ``plugins/filter/*.py``, read with ``ast``; notes and requirements of this collection's own
-  doc fragments (``plugins/doc_fragments``) are merged in as Ansible would.
+  ``plugins/filter/*.py``, read with ``ast``; notes, requirements, options and attributes of this
+  collection's own doc fragments (``plugins/doc_fragments``) are merged in as Ansible would.
 Output is sorted (roles, entry points after ``main``, plugins, options), so it only changes when a
 source does.
 """
@@ -317,14 +317,13 @@ def _merge_fragments(doc, fragments):
         for key in ("notes", "requirements"):
             extra = [v for v in fragment.get(key) or [] if v not in (doc.get(key) or [])]
             doc[key] = list(doc.get(key) or []) + extra
-        if fragment.get("options"):
-            doc["options"] = dict(fragment["options"], **(doc.get("options") or {}))
-        # As ansible-doc merges them: per attribute, what is already there wins.
-        attributes = dict(doc.get("attributes") or {})
-        for name, spec in (fragment.get("attributes") or {}).items():
-            attributes[name] = dict(spec, **attributes.get(name, {}))
-        if attributes:
-            doc["attributes"] = attributes
+        # As ansible-doc merges them: per option and per attribute, what is already there wins.
+        for key in ("options", "attributes"):
+            merged = dict(doc.get(key) or {})
+            for name, spec in (fragment.get(key) or {}).items():
+                merged[name] = dict(spec, **merged.get(name, {}))
+            if merged:
+                doc[key] = merged
     doc["_external_fragments"] = external
     return doc
 

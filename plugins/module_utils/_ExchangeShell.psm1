@@ -5,8 +5,32 @@
 # This module util is private to the smarthost.relay collection. It is not part of its public API and may
 # change or disappear without notice.
 #
-# What the Exchange modules share: loading the Exchange Management Shell, and reading Exchange values (live
-# objects, or the strings an implicit remote session deserializes them to) in one form that compares.
+# What the Exchange modules share: the options that say how to load the Exchange Management Shell, loading it, and
+# reading Exchange values (live objects, or the strings an implicit remote session deserializes them to) in one form
+# that compares.
+
+function Get-ExchangeSessionSpec {
+    # The options that say how a module loads the Exchange Management Shell (read by Resolve-ExchangeSnapin and
+    # Import-ExchangeRemoteShell), as an argument spec fragment: [Ansible.Basic.AnsibleModule]::Create($args, $spec,
+    # @(Get-ExchangeSessionSpec)). Documented once, in plugins/doc_fragments/exchange_session.py. A module meant for
+    # Edge Transport servers, which have no remote PowerShell endpoint, passes -DefaultSession snapin.
+    param(
+        [ValidateSet('remote', 'snapin')]
+        [string]$DefaultSession = 'remote'
+    )
+    $sessionSpec = @{
+        options = @{
+            session = @{ type = 'str'; choices = @('remote', 'snapin'); default = $DefaultSession }
+            session_uri = @{ type = 'str' }
+            session_authentication = @{ type = 'str'; choices = @('Default', 'Kerberos', 'Negotiate'); default = 'Kerberos' }
+            session_username = @{ type = 'str' }
+            session_password = @{ type = 'str'; no_log = $true }
+            snapin = @{ type = 'str' }
+        }
+        required_together = @(, @('session_username', 'session_password'))
+    }
+    return $sessionSpec
+}
 
 function Resolve-ExchangeSnapin {
     # The Exchange Management Shell snap-in the calling module has to add for session=snapin; nothing for
@@ -268,6 +292,7 @@ function Test-SameSetting {
 }
 
 $exportedFunctions = @(
+    'Get-ExchangeSessionSpec'
     'Resolve-ExchangeSnapin'
     'Import-ExchangeRemoteShell'
     'Remove-ExchangeRemoteShell'

@@ -12,6 +12,7 @@
 # asks. It changes nothing. Every option reaches this script as data in $module.Params. The
 # documentation is plugins/modules/exchange_edge_facts.py.
 
+# The session options (how the Exchange Management Shell is loaded) come from Get-ExchangeSessionSpec.
 $spec = @{
     options = @{
         connector_name = @{ type = 'str'; required = $true }
@@ -19,14 +20,7 @@ $spec = @{
         hub_addresses = @{ type = 'list'; elements = 'str'; required = $true }
         receive_connector = @{ type = 'str' }
         fail_on_mismatch = @{ type = 'bool'; default = $true }
-        session = @{ type = 'str'; choices = @('remote', 'snapin'); default = 'snapin' }
-        session_uri = @{ type = 'str' }
-        session_authentication = @{ type = 'str'; choices = @('Default', 'Kerberos', 'Negotiate'); default = 'Kerberos' }
-        session_username = @{ type = 'str' }
-        session_password = @{ type = 'str'; no_log = $true }
-        snapin = @{ type = 'str' }
     }
-    required_together = @(, @('session_username', 'session_password'))
     supports_check_mode = $true
 }
 
@@ -145,7 +139,7 @@ function ConvertTo-NameList {
     }
 }
 
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec, @(Get-ExchangeSessionSpec -DefaultSession 'snapin'))
 $options = $module.Params
 $connectorName = $options.connector_name.Trim()
 $hubAddresses = [System.Collections.Generic.List[object]]@()

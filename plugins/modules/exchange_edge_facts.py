@@ -55,35 +55,12 @@ options:
     description:
       - How the Exchange Management Shell is loaded, see O(smarthost.relay.exchange_send_connector#module:session). An
         Edge Transport server has no remote PowerShell endpoint, so V(snapin) is the default.
-    type: str
-    choices: [remote, snapin]
     default: snapin
-  session_uri:
-    description:
-      - Endpoint of a remote session (O(session=remote)).
-    type: str
-  session_authentication:
-    description:
-      - Authentication of a remote session.
-    type: str
-    choices: [Default, Kerberos, Negotiate]
-    default: Kerberos
-  session_username:
-    description:
-      - User for a remote session.
-    type: str
-  session_password:
-    description:
-      - Password of O(session_username).
-    type: str
-  snapin:
-    description:
-      - Snap-in to load with O(session=snapin); defaults to the first registered Exchange Management Shell snap-in.
-    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - smarthost.relay._attributes
+  - smarthost.relay.exchange_session
 attributes:
   check_mode:
     support: full

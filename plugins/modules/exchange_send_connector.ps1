@@ -11,6 +11,7 @@
 # script as data in $module.Params and is passed to the Exchange cmdlets as parameter values; no
 # command text is ever built from it. The documentation is plugins/modules/exchange_send_connector.py.
 
+# The session options (how the Exchange Management Shell is loaded) come from Get-ExchangeSessionSpec.
 $spec = @{
     options = @{
         name = @{ type = 'str'; default = 'Outbound' }
@@ -33,25 +34,18 @@ $spec = @{
         edge_sync = @{ type = 'bool'; default = $true }
         edge_sync_server = @{ type = 'str' }
         domain_controller = @{ type = 'str' }
-        session = @{ type = 'str'; choices = @('remote', 'snapin'); default = 'remote' }
-        session_uri = @{ type = 'str' }
-        session_authentication = @{ type = 'str'; choices = @('Default', 'Kerberos', 'Negotiate'); default = 'Kerberos' }
-        session_username = @{ type = 'str' }
-        session_password = @{ type = 'str'; no_log = $true }
-        snapin = @{ type = 'str' }
     }
     required_if = @(
         , @('smart_host_auth', 'BasicAuthRequireTLS', @('auth_username', 'auth_password'))
         , @('tls_auth_level', 'DomainValidation', @('tls_domain'))
     )
-    required_together = @(, @('session_username', 'session_password'))
     supports_check_mode = $true
 }
 
 # The Comment that marks a connector as managed by this module (mode connector).
 $ManagedComment = 'Managed by Ansible (smarthost.relay.exchange): routes all outbound mail through the relay'
 
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec, @(Get-ExchangeSessionSpec))
 $options = $module.Params
 $edge = $options.mode -eq 'edge'
 $name = $options.name.Trim()

@@ -149,44 +149,10 @@ options:
       - Domain controller the cmdlets read from and write to (C(-DomainController)), so a change is read back from
         where it was made.
     type: str
-  session:
-    description:
-      - V(remote) imports the cmdlets from an implicit remote session to O(session_uri) (configuration
-        C(Microsoft.Exchange)); it works from any Windows host that can reach the server, including a management host
-        for Exchange versions whose Windows Server Ansible no longer supports.
-      - V(snapin) loads the Exchange snap-in (O(snapin)) in the module's own session, on an Exchange server; the only
-        choice on an Edge Transport server.
-    type: str
-    choices: [remote, snapin]
-    default: remote
-  session_uri:
-    description:
-      - Endpoint of the remote session. Defaults to C(http://<this host's FQDN>/PowerShell/).
-    type: str
-  session_authentication:
-    description:
-      - Authentication of the remote session.
-    type: str
-    choices: [Default, Kerberos, Negotiate]
-    default: Kerberos
-  session_username:
-    description:
-      - User for the remote session. Without it the session uses the identity of the WinRM connection, which needs
-        delegable credentials (become, CredSSP or Kerberos delegation).
-    type: str
-  session_password:
-    description:
-      - Password of O(session_username).
-    type: str
-  snapin:
-    description:
-      - Snap-in to load with O(session=snapin). Defaults to the first registered of
-        C(Microsoft.Exchange.Management.PowerShell.SnapIn) (2013 and later) and
-        C(Microsoft.Exchange.Management.PowerShell.E2010) (2010).
-    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - smarthost.relay._attributes
+  - smarthost.relay.exchange_session
 attributes:
   check_mode:
     support: full

@@ -11,6 +11,7 @@
 # and later) or Set-TransportServer (Exchange 2010). Every option reaches this script as data in
 # $module.Params. The documentation is plugins/modules/exchange_transport_retry.py.
 
+# The session options (how the Exchange Management Shell is loaded) come from Get-ExchangeSessionSpec.
 $spec = @{
     options = @{
         server = @{ type = 'str' }
@@ -19,18 +20,11 @@ $spec = @{
         outbound_connection_failure_retry_interval = @{ type = 'str' }
         message_retry_interval = @{ type = 'str' }
         domain_controller = @{ type = 'str' }
-        session = @{ type = 'str'; choices = @('remote', 'snapin'); default = 'remote' }
-        session_uri = @{ type = 'str' }
-        session_authentication = @{ type = 'str'; choices = @('Default', 'Kerberos', 'Negotiate'); default = 'Kerberos' }
-        session_username = @{ type = 'str' }
-        session_password = @{ type = 'str'; no_log = $true }
-        snapin = @{ type = 'str' }
     }
-    required_together = @(, @('session_username', 'session_password'))
     supports_check_mode = $true
 }
 
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec, @(Get-ExchangeSessionSpec))
 $options = $module.Params
 
 # Each interval option, its parameter and the range Microsoft documents for it.

@@ -49,37 +49,10 @@ options:
     description:
       - Domain controller to read from and write to (not on an Edge Transport server).
     type: str
-  session:
-    description:
-      - How the Exchange Management Shell is loaded, see O(smarthost.relay.exchange_send_connector#module:session).
-    type: str
-    choices: [remote, snapin]
-    default: remote
-  session_uri:
-    description:
-      - Endpoint of the remote session. Defaults to C(http://<this host's FQDN>/PowerShell/).
-    type: str
-  session_authentication:
-    description:
-      - Authentication of the remote session.
-    type: str
-    choices: [Default, Kerberos, Negotiate]
-    default: Kerberos
-  session_username:
-    description:
-      - User for the remote session.
-    type: str
-  session_password:
-    description:
-      - Password of O(session_username).
-    type: str
-  snapin:
-    description:
-      - Snap-in to load with O(session=snapin).
-    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - smarthost.relay._attributes
+  - smarthost.relay.exchange_session
 attributes:
   check_mode:
     support: full

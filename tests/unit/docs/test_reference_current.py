@@ -104,3 +104,15 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     assert gen.main(["--check", "--root", str(tmp_path)]) == 0
     text = (tmp_path / "docs" / "reference.md").read_text(encoding="utf-8")
     assert "### smarthost.relay.relay" in text and "smarthost.relay.postfix" not in text
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda path: path.stem)
+def test_options_merge_with_doc_fragments_as_ansible_doc_does(path):
+    # ansible-core's own reading (through the collection loader, tests/unit/conftest.py): a module that sets only
+    # the description and default of a fragment's option keeps the fragment's type and choices.
+    from ansible.plugins.loader import fragment_loader  # pylint: disable=import-outside-toplevel
+    from ansible.utils.plugin_docs import get_docstring  # pylint: disable=import-outside-toplevel
+
+    real = get_docstring(str(path), fragment_loader, collection_name="smarthost.relay", is_module=True, plugin_type="module")[0]
+    own = yaml.safe_load(gen._string_constants(path, ("DOCUMENTATION",))["DOCUMENTATION"])
+    assert gen._merge_fragments(own, gen._own_fragments(ROOT))["options"] == real["options"]

@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The Exchange modules' PowerShell and their module util, read with a real
 PowerShell grammar (tree-sitter-powershell): no syntax error, the argument spec
-equals the documentation, the shared helpers exist once (in the module util,
+(with the session options merged in from the module util) equals the
+documentation (with its doc fragments merged in, by ansible-core), the shared helpers exist once (in the module util,
 which exports exactly what the modules call, and which ansible-core finds from
 each module's #AnsibleRequires line), and no construct runs text as code. There
 is no PowerShell runtime here: these are static proofs, and each checker is
@@ -16,20 +17,12 @@ import base64
 import os
 
 import pytest
-import yaml
 from ansible.executor.powershell.module_manifest import PSModuleDepFinder
 
-from exchange_scripts import MODULES, NAMES, UTIL_FQCN, UTIL_PATH, ps1_path, pstree, util_exports
+from exchange_scripts import (MODULES, NAMES, UTIL_FQCN, UTIL_PATH, documentation, module_spec, option_shape, ps1_path,
+                              pstree, util_exports)
 
 UTIL_REQUIRES = "#AnsibleRequires -PowerShell " + UTIL_FQCN
-
-
-def documentation(name):
-    with open(os.path.join(MODULES, name + ".py"), encoding="utf-8") as handle:
-        source = handle.read()
-    namespace = {}
-    exec(compile(source, name + ".py", "exec"), namespace)  # pylint: disable=exec-used
-    return yaml.safe_load(namespace["DOCUMENTATION"])
 
 
 def test_every_exchange_module_is_covered():
@@ -70,7 +63,7 @@ def test_module_header(name):
     assert "\n#AnsibleRequires -CSharpUtil Ansible.Basic\n" in text
     assert "GNU General Public License v3.0+" in text
     assert "\r" not in text and "\t" not in text
-    assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec)" in text
+    assert "[Ansible.Basic.AnsibleModule]::Create($args, $spec, @(Get-ExchangeSessionSpec" in text
     assert "\n" + UTIL_REQUIRES + "\n" in text
 
 
@@ -99,20 +92,9 @@ def test_ansible_core_finds_the_util(name):
 _SPEC_KEYS = {"type", "required", "default", "choices", "elements", "aliases", "no_log"}
 
 
-def _normal(entry):
-    return {
-        "type": entry.get("type", "str"),
-        "required": bool(entry.get("required", False)),
-        "default": entry.get("default"),
-        "choices": entry.get("choices"),
-        "elements": entry.get("elements"),
-        "aliases": entry.get("aliases") or None,
-    }
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_argument_spec_matches_documentation(scripts, name):
-    spec = scripts[name].variable_value("spec")
+def test_argument_spec_matches_documentation(scripts, util, name):
+    spec = module_spec(scripts[name], util)
     doc = documentation(name)
     assert doc["module"] == name
     assert doc["author"] == "smarthost.relay maintainers (!UNKNOWN)"
@@ -120,7 +102,7 @@ def test_argument_spec_matches_documentation(scripts, name):
     assert sorted(options) == sorted(doc["options"])
     for option, entry in options.items():
         assert set(entry) <= _SPEC_KEYS, "%s: unexpected spec keys %s" % (option, set(entry) - _SPEC_KEYS)
-        assert _normal(entry) == _normal(doc["options"][option]), option
+        assert option_shape(entry) == option_shape(doc["options"][option]), option
         assert bool(entry.get("no_log")) == option.endswith("_password"), "%s: no_log must be set exactly for secrets" % option
         assert "no_log" not in doc["options"][option]
         assert doc["options"][option]["description"]
@@ -132,17 +114,17 @@ def test_argument_spec_comparison_catches_drift(scripts):
     # A spec that disagrees with its documentation in one detail is caught.
     spec = scripts["exchange_send_connector"].variable_value("spec")
     doc = documentation("exchange_send_connector")
-    assert _normal(spec["options"]["port"]) == _normal(doc["options"]["port"])
+    assert option_shape(spec["options"]["port"]) == option_shape(doc["options"]["port"])
     drifted = dict(spec["options"]["port"], default=25)
-    assert _normal(drifted) != _normal(doc["options"]["port"])
+    assert option_shape(drifted) != option_shape(doc["options"]["port"])
 
 
-def test_spec_relations(scripts):
-    spec = scripts["exchange_send_connector"].variable_value("spec")
+def test_spec_relations(scripts, util):
+    spec = module_spec(scripts["exchange_send_connector"], util)
     assert ["smart_host_auth", "BasicAuthRequireTLS", ["auth_username", "auth_password"]] in spec["required_if"]
     assert ["tls_auth_level", "DomainValidation", ["tls_domain"]] in spec["required_if"]
     for name in NAMES:
-        assert scripts[name].variable_value("spec")["required_together"] == [["session_username", "session_password"]]
+        assert module_spec(scripts[name], util)["required_together"] == [["session_username", "session_password"]]
 
 
 # --- shared helpers ----------------------------------------------------------------------------------------
@@ -184,7 +166,8 @@ def test_each_helper_exists_once(scripts, util):
     # No module defines a helper of the util again, and every module loads the shell through the util.
     for name, script in scripts.items():
         assert not set(script.functions()) & set(util.functions()), name
-        shell = {"Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "Remove-ExchangeRemoteShell", "ConvertTo-Text"}
+        shell = {"Get-ExchangeSessionSpec", "Resolve-ExchangeSnapin", "Import-ExchangeRemoteShell", "Remove-ExchangeRemoteShell",
+                 "ConvertTo-Text"}
         assert shell <= _util_calls(script, util.functions()), name
 
 

@@ -115,19 +115,19 @@ def role():
 
 
 def powershell_spec(name):
-    """The argument spec a module's .ps1 declares, read with the PowerShell grammar."""
+    """The argument spec a module's .ps1 gives Ansible.Basic (its own, with the module util's session options merged
+    in), read with the PowerShell grammar (tests/unit/plugins/modules/exchange_scripts.py)."""
     spec = importlib.util.spec_from_file_location(
-        "exchange_pstree", os.path.join(ROOT, "tests", "unit", "plugins", "modules", "fixtures", "exchange", "pstree.py"))
+        "exchange_scripts", os.path.join(ROOT, "tests", "unit", "plugins", "modules", "exchange_scripts.py"))
     if spec.name not in sys.modules:
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
-    pstree = sys.modules[spec.name]
-    return pstree.Script.from_path(os.path.join(MODULES, name + ".ps1")).variable_value("spec")
+    return sys.modules[spec.name].module_spec_by_name(name)
 
 
 def validate_module_args(name, args):
-    """Validate arguments with ansible-core's ArgumentSpecValidator against the .ps1's own spec
+    """Validate arguments with ansible-core's ArgumentSpecValidator against the spec the .ps1 gives Ansible.Basic
     (the same rules Ansible.Basic applies: types, choices, required, required_if, required_together)."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
