@@ -172,6 +172,10 @@ LOCAL_PATTERNS = tuple((key, re.compile(pattern, re.IGNORECASE)) for key, patter
     ("tls_required", r"SMTP AUTH needs TLS"),  # the relay doctor's probe, which keeps a password off plain text
     ("tls_failure", r"certificate|verify=FAIL|TLS handshake|TLS is required, but|does not offer STARTTLS|"
                     r"refused STARTTLS|TLS.*(?:fail|error)|SSL"),
+    # Postfix falls back from a refused EHLO to HELO and logs neither reply: the relay that closed the session
+    # after refusing the name (Google's 501 5.5.4 "…, closing connection") leaves only the lost connection. A flood
+    # refusal (421 at EHLO) is logged as "refused to talk to me" instead.
+    ("helo_name", r"while performing the (?:EHLO|HELO) handshake"),
     ("unreachable", r"connection refused|connection timed out|timed out while|no route to host|network is "
                     r"unreachable|connection reset|lost connection|unreachable|wasn't able to establish an SMTP "
                     r"connection|couldn't find any host|host or domain name not found|name service error|host name "

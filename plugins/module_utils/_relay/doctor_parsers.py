@@ -84,14 +84,21 @@ _PF_RELAY = re.compile(r"\brelay=([^,\s]+)")
 _PF_SAID = re.compile(r"^(?:host \S+ said|SASL authentication failed; server \S+ said): (.*?)"
                       r"(?: \(in reply to (.*?) command\))?$")
 _PF_REFUSED = re.compile(r"^host \S+ refused to talk to me: (.*)$")
+# qmgr's reason for the messages it holds back while a destination is marked dead after a failed attempt: the
+# failure that marked it follows the prefix
+_PF_SUSPENDED = "delivery temporarily suspended: "
 _LOCAL_RELAYS = ("local", "none", "virtual")
 
 
 def postfix_reason(text):
     """``(reply, local, stage)`` of a Postfix delivery status text or ``delay_reason``: the relay's reply after
     ``said:`` (stage from ``in reply to … command``; AUTH for a SASL failure; CONNECT for a greeting refused),
-    else the whole text as the MTA's own."""
+    else the whole text as the MTA's own. qmgr's ``delivery temporarily suspended: `` before any of them is read
+    through."""
     text = (text or "").strip()
+    if text.startswith(_PF_SUSPENDED):
+        reply, _local, stage = postfix_reason(text[len(_PF_SUSPENDED):])
+        return reply, text, stage
     match = _PF_SAID.match(text)
     if match:
         stage = stage_of(match.group(2)) if match.group(2) else None

@@ -116,6 +116,36 @@ def test_postfix_stage(stage, expected):
     assert classes([event]) == ["customer_daily_limit"]
 
 
+@pytest.mark.parametrize("failure, key, stage", [
+    ("host %s refused to talk to me: 421 4.7.0 Try again later, closing connection. %s - gsmtp"
+     % (RELAY.rsplit(":", 1)[0], TOKEN), "dos_helo", "CONNECT"),
+    ("connect to %s: Connection refused" % RELAY, "unreachable", "CONNECT"),
+    ("host %s said: %s (in reply to EHLO command)" % (RELAY.rsplit(":", 1)[0], " ".join(
+        R.wrap(R.render("helo_invalid", helo="mta.example.com"), token=TOKEN))), "helo_name", "EHLO"),
+])
+def test_postfix_suspended_destination(failure, key, stage):
+    """qmgr holds back the other messages for a destination it marked dead (a 421 greeting or EHLO, a refused
+    connection) with "delivery temporarily suspended: " and the failure that marked it."""
+    reason = "delivery temporarily suspended: " + failure
+    reply, local, found = P.postfix_reason(reason)
+    assert local == reason and found == stage
+    assert D.diagnose(reply, local, found)["class"] == key
+
+
+@pytest.mark.parametrize("command", ["EHLO", "HELO"])
+def test_postfix_helo_refused_then_closed(command):
+    """The relay refused the EHLO name and closed the connection (Google's 501 5.5.4 "…, closing connection"):
+    Postfix tries HELO, finds the connection gone and logs only that, at the HELO stage."""
+    line = ("1793620741.1 h postfix/smtp[2]: ABCDE12345: to=<a@example.net>, relay=%s, delay=0.02, "
+            "delays=0.02/0/0/0, dsn=4.4.2, status=deferred (lost connection with %s while performing the %s "
+            "handshake)" % (RELAY, RELAY.rsplit(":", 1)[0], command))
+    [event] = P.postfix_log([line], NOW)
+    assert event["stage"] == "EHLO" and classes([event]) == ["helo_name"]
+    suspended = P.postfix_reason("delivery temporarily suspended: lost connection with %s while performing the %s "
+                                 "handshake" % (RELAY.rsplit(":", 1)[0], command))
+    assert D.diagnose(*suspended)["class"] == "helo_name"
+
+
 def test_postfix_null_sender_from_qmgr():
     lines = ["1793620740.1 h postfix/qmgr[1]: ABCDE12345: from=<>, size=900, nrcpt=1 (queue active)",
              "1793620741.1 h postfix/smtp[2]: ABCDE12345: to=<a@example.net>, relay=%s, delay=1, delays=0/0/0/1, "

@@ -1,0 +1,141 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The relay doctor's molecule proof, shared by the MTA scenarios: the causes the stand-in induces one after the
+other, and a run of playbooks/doctor.yml (with its probe) that returns one host's report.
+
+Each cause is what the stand-in is told (its config, or a fault rule where the MTA's own settings keep the relay's
+rule from ever firing), the class the doctor must name, the variable its first fix names, and where the probe,
+which talks to the relay with the MTA's relay_* settings, must stop. Every cause also restarts the relay as clients
+see it (a new ``restart_epoch``): connections an MTA keeps open from the cause before would carry the old settings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import time
+import uuid
+from collections import namedtuple
+from pathlib import Path
+
+import yaml
+
+import relay_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+import relay_standin.engine  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+# the rule engine as the stand-in imports it (top-level _relay): the doctor's own readers tell the tests when the
+# MTA has met the cause
+from _relay import doctor as engine_doctor, doctor_parsers  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCTOR = ROOT / "playbooks" / "doctor.yml"
+UNTRUSTED = {"cert": "/etc/relay-standin/untrusted.pem", "key": "/etc/relay-standin/untrusted.key"}
+# An allowlist that holds no container of any scenario: the relay's "Only accept mail from the specified IP
+# addresses" refuses the MTA as Google refuses an address that is not listed.
+ELSEWHERE = ["127.0.0.1/32"]
+UNREGISTERED_SENDER = "clerk@example.com"  # in the customer's domain, no user of the stand-in
+EPOCHS = itertools.count(int(time.time()))
+
+Cause = namedtuple("Cause", ["name", "changes", "klass", "fix", "probe_stage", "sender"])
+Cause.__doc__ = """``changes(base, mta)``: the stand-in's config changes (``base``: the config as prepare wrote it,
+``mta``: a dict with the MTA's ``helo`` name and relay ``port``); ``klass``: the doctor's class; ``fix``: the
+variable of its first fix; ``probe_stage``: where the probe stops; ``sender``: the envelope sender the MTA's
+messages (and the probe) use for this cause, None for the scenario's own."""
+
+
+def _fault(stage, key, **extra):
+    return lambda base, mta: {"faults": [dict({"stage": stage, "reply_key": key}, **extra)]}
+
+
+CAUSES = (
+    # first, while nothing else is held: the relay takes the registered senders' mail held from other causes
+    Cause("sender", lambda base, mta: {"allowed_senders": "registered_users"}, "unregistered_sender",
+          "relay_local_sender", "MAIL", UNREGISTERED_SENDER),
+    Cause("allowlist", lambda base, mta: {"allowlist": ELSEWHERE}, "allowlist", "relay_allowlist", "MAIL", None),
+    # Google closes the connection after it refused the HELO/EHLO name (its text says so)
+    Cause("helo", _fault("helo", "helo_invalid", disconnect=True), "helo_name", "relay_helo_name", "EHLO", None),
+    Cause("credentials", lambda base, mta: {"users": {user: "not-" + password
+                                                      for user, password in base["users"].items()}},
+          "bad_credentials", "relay_auth_username", "AUTH", None),
+    # An MTA with relay_tls required always starts TLS, so the relay's own "Require TLS encryption" never fires on
+    # it: the relay answers MAIL as Google answers a client that did not.
+    Cause("tls_required", _fault("mail", "starttls_first"), "tls_required", "relay_tls", "MAIL", None),
+    Cause("impostor", lambda base, mta: {"tls": UNTRUSTED}, "tls_failure", "relay_tls_ca_file", "STARTTLS", None),
+    Cause("user_daily", _fault("mail", "user_daily"), "user_daily_limit", "relay_licenses", "MAIL", None),
+    Cause("customer_daily", _fault("rcpt", "customer_daily"), "customer_daily_limit", "relay_licenses", "RCPT",
+          None),
+    Cause("customer_peak", _fault("rcpt", "customer_peak"), "peak_limit", "relay_licenses", "RCPT", None),
+    Cause("too_many_recipients", _fault("rcpt", "too_many_recipients"), "too_many_recipients", "{mta}_main_cf",
+          "RCPT", None),
+    # the relay's own rule: the MTA's HELO name counts as generic (as localhost does)
+    Cause("dos_helo", lambda base, mta: {"dos": {"generic_helo_names": [mta["helo"]]}}, "dos_helo",
+          "relay_helo_name", "EHLO", None),
+    Cause("relay_down", lambda base, mta: {"faults": [{"action": "unlisten", "ports": [mta["port"]]}]},
+          "unreachable", "relay_host", "CONNECT", None),
+)
+DEGRADED = {"peak_limit", "too_many_recipients", "dos_helo"}
+
+
+def config_for(cause, base, mta):
+    """The stand-in's whole config while ``cause`` holds: prepare's config with the cause's changes and a relay
+    restart."""
+    return dict(base, restart_epoch=next(EPOCHS), **cause.changes(base, mta))
+
+
+def healthy(base):
+    """prepare's config again, with a relay restart."""
+    return dict(base, restart_epoch=next(EPOCHS))
+
+
+def read_config(container):
+    return yaml.safe_load(relay_record.podman("exec", container, "cat", relay_record.STANDIN_CONFIG))
+
+
+def write_config(container, config):
+    """Replace the stand-in's config atomically (0600: it holds the users' passwords), then wait until it answers
+    with it: a new connection makes it check the file."""
+    relay_record.podman("exec", "-i", container, "sh", "-c",
+                        "umask 077 && cat > {0}.new && mv {0}.new {0}".format(relay_record.STANDIN_CONFIG),
+                        stdin=yaml.safe_dump(config))
+    time.sleep(1.5)  # the stand-in polls the file every 0.5 s; connections opened before keep the old settings
+
+
+def run_doctor(host, since, extra=None, check=False, out_dir=None):
+    """playbooks/doctor.yml on ``host`` (its inventory name) for the window since ``since``; ``extra``: more
+    variables (the probe's). Returns (CompletedProcess, the host's report)."""
+    out_dir = Path(out_dir or os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / ("doctor-%s" % uuid.uuid4().hex[:6])
+    variables = {"doctor_hosts": host, "doctor_become": False, "doctor_window": int(time.time() - since) + 5,
+                 "doctor_report_dir": str(out_dir)}
+    result = relay_record.run_playbook(DOCTOR, *(["--check"] if check else []),
+                                       extra_vars=dict(variables, **(extra or {})))
+    assert (out_dir / "doctor.json").exists(), result.stdout[-3000:] + result.stderr[-2000:]
+    report = json.loads((out_dir / "doctor.json").read_text())
+    assert (out_dir / "doctor.md").read_text().startswith("# Relay doctor")
+    return result, report["hosts"][host]
+
+
+def class_of(entry, mta):
+    """The doctor's class of one queue entry (doctor_parsers' dict), None when it carries no reason yet."""
+    if not (entry.get("reply") or entry.get("local")):
+        return None
+    return engine_doctor.diagnose(entry.get("reply"), entry.get("local"), entry.get("stage"), entry.get("sender"),
+                                  mta)["class"]
+
+
+def row(report, key):
+    return next((r for r in report["classes"] if r["class"] == key), None)
+
+
+def expected_verdict(cause):
+    return "degraded" if cause.klass in DEGRADED else "blocked"
+
+
+def check_probe(report, cause, stage=None):
+    """The probe met the cause at its step, with the same class as the queue's."""
+    probe = report["probe"]
+    assert (probe["stopped_at"], probe["diagnosis"]["class"], probe["verdict"]) == (
+        stage or cause.probe_stage, cause.klass, expected_verdict(cause)), probe
+    assert "probe stopped at %s: %s" % (probe["stopped_at"], probe["diagnosis"]["title"]) in report["reasons"]
