@@ -27,8 +27,9 @@ import relay_record
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
 import relay_standin.engine  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 # the rule engine as the stand-in imports it (top-level _relay): the doctor's own readers tell the tests when the
-# MTA has met the cause
-from _relay import doctor as engine_doctor, doctor_parsers  # noqa: E402  pylint: disable=wrong-import-position,import-error
+# MTA has met the cause (doctor_parsers: for the scenarios' tests, which read their MTA's queue with it)
+# pylint: disable-next=wrong-import-position,import-error,unused-import
+from _relay import doctor as engine_doctor, doctor_parsers  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCTOR = ROOT / "playbooks" / "doctor.yml"
