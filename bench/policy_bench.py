@@ -5,7 +5,7 @@
 """How long the relay policy checks take for 10, 1,000 and 10,000 allowlist ranges.
 
 Not a pass/fail test: prints a table (median of --runs runs) and optionally
-writes the numbers as JSON.  Uses the engine directly (plugins/module_utils on
+writes the numbers as JSON.  Uses the engine directly (bench/paths.py puts plugins/module_utils on
 sys.path, imported as top-level ``_relay``), so no collection setup is needed.
 
     .venv/bin/python bench/policy_bench.py [--runs 7] [--sizes 10,1000,10000] [--json FILE]
@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins", "module_utils"))
-
-from _relay.allowlist import AllowedRanges, address_allowed, check_allowlist  # noqa: E402
-from _relay.profile import check_profile  # noqa: E402
+import paths  # noqa: F401  pylint: disable=unused-import  # before _relay
+from _relay.allowlist import AllowedRanges, address_allowed, check_allowlist
+from _relay.profile import check_profile
 
 
 def make_ranges(n, seed=1):

@@ -30,10 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# pylint: disable=wrong-import-position
-from bed import CACHE, LOG, ROOT, Bed, log, podman, run_playbook, write_inventory  # noqa: E402
-import report as fmt  # noqa: E402
+import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
+import report as fmt
+from rig import CACHE, LOG, ROOT, Rig, log, podman, run_playbook, write_inventory
+from relay_standin import inject
 
 RESULTS = ROOT / "bench" / "results"
 ROLE_PLAYBOOK = ROOT / "bench" / "playbooks" / "role.yml"
@@ -42,7 +42,7 @@ RELAY_VARS = {
     "relay_host": "relay.smarthost.test", "relay_tls": "required", "relay_auth": True,
     "relay_auth_username": "bench@example.com", "relay_domains": ["example.com"],
     "relay_helo_name": "bench.example.com", "relay_test_recipient": "",
-    # The bed has no DNS for the bench's example.com senders.
+    # The rig has no DNS for the bench's example.com senders.
     "sendmail_accept_unresolvable_domains": True,
     # Containers see the host's load average, which other engineers' runs drive past Sendmail's defaults
     # (QueueLA 8, RefuseLA 12 per CPU): it would stop delivering and refuse connections for load it does not cause.
@@ -70,7 +70,7 @@ NOTES = [
 ]
 
 
-def section_policy(args, bed, publish):  # pylint: disable=unused-argument
+def section_policy(args, rig, publish):  # pylint: disable=unused-argument
     target = CACHE / "policy.json"
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "policy_bench.py"), "--json", str(target)],
                          capture_output=True, text=True, check=True)
@@ -80,14 +80,14 @@ def section_policy(args, bed, publish):  # pylint: disable=unused-argument
     return results
 
 
-def fresh_host(bed, name, role):
-    bed.add_hosts([name])
+def fresh_host(rig, name, role):
+    rig.add_hosts([name])
     inventory = write_inventory(CACHE / ("%s.yml" % name), {role: [name]}, RELAY_VARS)
     run_playbook(inventory, ROOT / "molecule" / "resources" / "trust_test_ca.yml")
     return inventory
 
 
-def section_roles(args, bed, publish):
+def section_roles(args, rig, publish):
     results = {}
     for role in args.roles:
         samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}  # check_fresh: optional
@@ -99,7 +99,7 @@ def section_roles(args, bed, publish):
                 failures.append("%s: %d of %d runs, the rest skipped past --stop-by" % (role, index, args.runs))
                 break
             name = "srt-bench-%s-%d" % (role, index)
-            inventory = fresh_host(bed, name, role)
+            inventory = fresh_host(rig, name, role)
             for phase, extra in phases:
                 try:
                     seconds, changed, dummy = run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role,
@@ -112,10 +112,10 @@ def section_roles(args, bed, publish):
                 if phase == "rerun":
                     rerun_changed.append(changed.get(name, -1))
             if "throughput" in args.sections and not args.parallel:  # goes on with the last converged host
-                bed.remove_hosts(list(bed.converged.pop(role, ())[:1]))
-                bed.converged[role] = (name, inventory)
+                rig.remove_hosts(list(rig.converged.pop(role, ())[:1]))
+                rig.converged[role] = (name, inventory)
             else:
-                bed.remove_hosts([name])
+                rig.remove_hosts([name])
             results[role] = {phase: {"median": _median([x for x in v if x is not None]),
                                      "samples": v} for phase, v in samples.items()}
             results[role]["rerun_changed"] = rerun_changed or [-1]
@@ -139,22 +139,23 @@ def mta_deferrals(name, role):
     return len(lines), lines[:3]
 
 
-def section_throughput(args, bed, publish):
+def section_throughput(args, rig, publish):
     results = {}
     for role in args.roles:
-        name, inventory = bed.converged.pop(role, ("srt-bench-tp-%s" % role, None))
+        name, inventory = rig.converged.pop(role, ("srt-bench-tp-%s" % role, None))
         if inventory is None:
-            inventory = fresh_host(bed, name, role)
+            inventory = fresh_host(rig, name, role)
             run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role)
         version = podman("exec", name, "dpkg-query", "-W", "-f", "${Version}", MTA_VERSION[role]).stdout.strip()
-        podman("cp", str(ROOT / "bench" / "inject.py"), "%s:/root/inject.py" % name)
+        podman("exec", "-i", name, "sh", "-c", inject.INSTALL, stdin=inject.source())
         tag = "tp-%s-%d" % (role, time.time_ns())
         start = time.time()
-        podman("exec", name, "python3", "/root/inject.py", str(args.messages), tag)
+        podman("exec", name, inject.PATH_IN_CONTAINER, "batch", tag, "bench@example.com", str(args.messages),
+               "--id-domain", "bench.example.com", "--recipient-pool", "50", "--body", "bench", "--reconnect-for", "0")
         submitted = time.time() - start
         deadline = time.monotonic() + args.deadline
         while True:
-            mine = [t for t in bed.transactions() if (t.get("message_id") or "").startswith("<%s." % tag)]
+            mine = [t for t in rig.transactions() if (t.get("message_id") or "").startswith("<%s." % tag)]
             accepted = sorted(t["time"] for t in mine if t.get("verdict") == "accepted")
             if len(accepted) >= args.messages or time.monotonic() > deadline:
                 break
@@ -171,7 +172,7 @@ def section_throughput(args, bed, publish):
             "connections_per_1000": round(1000.0 * connections / max(1, len(accepted)), 1),
             "mta_deferred": deferred, "mta_deferred_examples": examples,
         }
-        bed.remove_hosts([name])
+        rig.remove_hosts([name])
         publish(results)
     return results
 
@@ -187,20 +188,20 @@ def guard_restart(name):
         time.sleep(0.5)
 
 
-def settled_records(bed, connections, timeout=30):
+def settled_records(rig, connections, timeout=30):
     """The stand-in's record once every connection in ``connections`` has its connection line."""
     deadline = time.monotonic() + timeout
     while True:
-        records = bed.records()
+        records = rig.records()
         recorded = {r["connection"] for r in records if r.get("kind") == "connection"}
         if connections <= recorded or time.monotonic() > deadline:
             return records
         time.sleep(0.5)
 
 
-def section_pool(args, bed, publish):
+def section_pool(args, rig, publish):
     name = "srt-bench-pool"
-    inventory = fresh_host(bed, name, "guard")
+    inventory = fresh_host(rig, name, "guard")
     run_playbook(inventory, GUARD_PLAYBOOK)
     podman("cp", str(ROOT / "bench" / "guard_sessions.py"), "%s:/root/guard_sessions.py" % name)
     address = podman("inspect", name, "--format",
@@ -214,7 +215,7 @@ def section_pool(args, bed, publish):
             pool_off = noreuse
         if noreuse or (results and results[-1]["noreuse"]):
             # a run without reuse fills the stand-in's DoS window (60 s): none starts with a burst of another's in it
-            last = max((r["time"] for r in bed.records() if r.get("kind") == "connection"
+            last = max((r["time"] for r in rig.records() if r.get("kind") == "connection"
                         and r.get("client_ip") == address), default=0)
             time.sleep(max(0.0, last + 61 - time.time()))
         guard_restart(name)
@@ -225,13 +226,13 @@ def section_pool(args, bed, publish):
         client = json.loads(out)
         deadline = time.monotonic() + args.deadline
         while True:
-            mine = [t for t in bed.transactions() if (t.get("message_id") or "").startswith("<%s." % tag)]
+            mine = [t for t in rig.transactions() if (t.get("message_id") or "").startswith("<%s." % tag)]
             accepted = sorted(t["time"] for t in mine if t.get("verdict") == "accepted")
             if len(accepted) >= client["sent"] or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         guard_restart(name)  # the pool's connections close: the stand-in records them
-        records = settled_records(bed, {t["connection"] for t in mine})
+        records = settled_records(rig, {t["connection"] for t in mine})
         conns = [r for r in records if r.get("kind") == "connection" and r.get("client_ip") == address
                  and r["time"] - r.get("duration", 0) >= start]
         seconds = (accepted[-1] - start) if accepted else float("nan")
@@ -247,7 +248,7 @@ def section_pool(args, bed, publish):
             "dos_refusals": sum(1 for r in conns if r.get("dos")),
         })
         publish(results)
-    bed.remove_hosts([name])
+    rig.remove_hosts([name])
     return results
 
 
@@ -262,7 +263,7 @@ def parse_pool_runs(text):
     return runs
 
 
-def section_site(args, bed, publish):
+def section_site(args, rig, publish):
     results = []
     for hosts, forks in args.site:
         if past(args.stop_by):
@@ -270,7 +271,7 @@ def section_site(args, bed, publish):
                   file=sys.stderr)
             continue
         names = ["srt-bench-site-%02d" % n for n in range(hosts)]
-        bed.add_hosts(names)
+        rig.add_hosts(names)
         inventory = write_inventory(CACHE / "site-inventory.yml", {"postfix": names},
                                     dict(RELAY_VARS, relay_test_recipient="site-test@example.net"))
         run_playbook(inventory, ROOT / "molecule" / "resources" / "trust_test_ca.yml", forks=20)
@@ -278,7 +279,7 @@ def section_site(args, bed, publish):
         results.append({"hosts": hosts, "forks": forks, "seconds": round(seconds, 1),
                         "seconds_per_host": round(seconds / hosts, 1),
                         "changed_per_host": statistics.median(changed[n] for n in names)})
-        bed.remove_hosts(names)
+        rig.remove_hosts(names)
         publish(results)
     return results
 
@@ -328,7 +329,7 @@ class Report:
     def measure(self, job):
         name, func, args = job
         before, start = fmt.load_average(), time.monotonic()
-        func(args, BED, lambda partial: self.publish(name, partial, before, start))
+        func(args, RIG, lambda partial: self.publish(name, partial, before, start))
         print("%s done in %d s" % (name, time.monotonic() - start), file=sys.stderr)
 
     def merge(self, path):
@@ -348,12 +349,12 @@ class Report:
         out.with_suffix(".md").write_text(fmt.format_markdown(self.data))
 
 
-BED = Bed()
+RIG = Rig()
 
 
 def stop(*dummy):
-    if BED.password:
-        BED.down()
+    if RIG.password:
+        RIG.down()
     os._exit(143)  # now, not after the other threads' playbooks
 
 
@@ -399,8 +400,8 @@ def main(argv=None):
     report = Report(args, header)
     try:
         if set(sections) - {"policy"}:
-            BED.up()
-            report.password = BED.password
+            RIG.up()
+            report.password = RIG.password
         for path in args.merge:
             report.merge(path)
         jobs = [(name, func, args) for name, func in FUNCS if name in sections]
@@ -411,8 +412,8 @@ def main(argv=None):
         with ThreadPoolExecutor(len(jobs) if args.parallel else 1) as pool:
             list(pool.map(report.measure, jobs))
     finally:
-        if report.password:  # the bed is up (a policy-only run leaves others' bench containers alone)
-            BED.down()
+        if report.password:  # the rig is up (a policy-only run leaves others' bench containers alone)
+            RIG.down()
     report.write()
     print(fmt.format_text(report.data))
     return 0 if report.data["password_in_output"] == 0 else 1

@@ -71,7 +71,7 @@ show_table() {
     for mta in "${MTAS[@]}"; do
         map+=("$(podman inspect "srt-demo-$mta" --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}')=srt-demo-$mta=$mta")
     done
-    python3 "$ROOT/scripts/relay_table.py" "$DEMO/relay/var/record.jsonl" "${map[@]}"
+    PYTHONPATH="$ROOT/tools" python3 "$ROOT/scripts/relay_table.py" "$DEMO/relay/var/record.jsonl" "${map[@]}"
 }
 
 run_doctor() {

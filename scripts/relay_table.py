@@ -2,19 +2,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Print what the relay stand-in received, one row per sending host and way of sending.
 
-Usage: python3 scripts/relay_table.py RECORD.jsonl [IP=HOST=MTA ...]
+Usage: PYTHONPATH=tools python3 scripts/relay_table.py RECORD.jsonl [IP=HOST=MTA ...]
+(the record is read with the stand-in's own reader, relay_standin.records)
 """
 
-import json
 import sys
 from collections import defaultdict
 
+from relay_standin.records import load
+
 COLUMNS = ("host", "mta", "port", "tls", "auth", "helo", "accepted", "refused", "connections")
-
-
-def load(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def rows(records, hosts):

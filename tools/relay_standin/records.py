@@ -11,7 +11,8 @@ Writers append each line with a single ``write(2)`` on an ``O_APPEND``
 descriptor, so readers that tail the file concurrently see whole lines; a
 reader ignores a last line that has no newline yet.
 
-Python API for tests: ``load(path)``, ``transactions(records)``,
+Python API for tests: ``load(path)``, ``parse(data)``, ``RecordTail`` (a record
+in a container or on a testinfra host), ``transactions(records)``,
 ``connections(records)``, ``refused_connections(records, dos=None)``,
 ``summarize(records)``.
 """
@@ -20,14 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 KIND_TRANSACTION = "transaction"
 KIND_CONNECTION = "connection"
 VERDICTS = ("accepted", "refused", "deferred", "abandoned")
+# Where the stand-in's image and the scenarios keep the record.
+CONTAINER_RECORD = "/var/lib/relay-standin/record.jsonl"
 
 
 class RecordWriter:
@@ -68,18 +72,49 @@ class NullWriter:
         return None
 
 
+def parse(data: bytes) -> List[Dict[str, Any]]:
+    """The complete record lines of ``data`` (an unfinished last line is left out)."""
+    return [json.loads(line.decode("utf-8")) for line in data.split(b"\n")[:-1] if line.strip()]
+
+
 def load(path) -> List[Dict[str, Any]]:
     """Every complete record line of ``path`` (missing file: empty list)."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return parse(handle.read())
     except FileNotFoundError:
         return []
-    records = []
-    for line in data.split(b"\n")[:-1]:
-        if line.strip():
-            records.append(json.loads(line.decode("utf-8")))
-    return records
+
+
+class RecordTail:
+    """The tests' one reader of a record that lives elsewhere (in a container, on a testinfra host), read
+    incrementally: a full matrix's record is megabytes.  ``read_from(offset)`` returns the file's bytes from
+    ``offset`` on (empty when the file does not exist yet); ``records()`` returns every complete line so far."""
+
+    def __init__(self, read_from: Callable[[int], bytes]) -> None:
+        self.read_from = read_from
+        self.offset = 0
+        self.lines: List[Dict[str, Any]] = []
+
+    @classmethod
+    def in_container(cls, container: str, path: str = CONTAINER_RECORD) -> "RecordTail":
+        """The record in a podman container (``podman exec CONTAINER tail``)."""
+        def read_from(offset: int) -> bytes:
+            return subprocess.run(["podman", "exec", container, "tail", "-c", "+%d" % (offset + 1), path],
+                                  capture_output=True, check=True).stdout
+        return cls(read_from)
+
+    @classmethod
+    def on_host(cls, host: Any, path: str = CONTAINER_RECORD) -> "RecordTail":
+        """The record on a testinfra host (a missing file reads as empty)."""
+        return cls(lambda offset: host.run("tail -c +%d %s 2>/dev/null || true" % (offset + 1, path)).stdout_bytes)
+
+    def records(self) -> List[Dict[str, Any]]:
+        data = self.read_from(self.offset)
+        complete = data[:data.rfind(b"\n") + 1]  # an unfinished last line is read next time
+        self.offset += len(complete)
+        self.lines.extend(parse(complete))
+        return self.lines
 
 
 def transactions(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -7,22 +7,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures for the tests under tests/unit/tools.
 
-Puts ``tools/`` on ``sys.path`` and re-exports the relay stand-in's
+Re-exports the relay stand-in's
 pytest fixtures (relay_pki, relay_standin_factory, relay_standin,
 relay_client); helpers are imported from ``relay_standin.testing``.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-TOOLS = Path(__file__).resolve().parents[3] / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-# pylint: disable=wrong-import-position,unused-import
-from relay_standin.pytest_plugin import (  # noqa: E402,F401
+# pylint: disable=unused-import
+from relay_standin.pytest_plugin import (  # noqa: F401
     relay_client,
     relay_pki,
     relay_standin,

@@ -7,19 +7,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from exchange_scripts import NAMES, UTIL_PATH, ps1_path, pstree
-
-TOOLS = Path(__file__).resolve().parents[4] / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-# pylint: disable=wrong-import-position,unused-import
-from relay_standin.pytest_plugin import relay_pki, relay_standin_factory  # noqa: E402,F401
+from relay_standin.pytest_plugin import relay_pki, relay_standin_factory  # noqa: F401  pylint: disable=unused-import
 
 
 @pytest.fixture(scope="session")

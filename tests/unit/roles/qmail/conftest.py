@@ -6,13 +6,9 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmail_role_helpers import make_runner  # noqa: E402  pylint: disable=wrong-import-position
+from qmail_role_helpers import make_runner
 
 
 @pytest.fixture

@@ -32,12 +32,9 @@ from ansible_collections.smarthost.relay.plugins.module_utils._relay.replies imp
 
 ROOT = Path(__file__).resolve().parents[4]
 GUARD_PATH = ROOT / "roles" / "relay_guard" / "files" / "smarthost_relay_guard.py"
-TOOLS = ROOT / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
 
-# pylint: disable=wrong-import-position,unused-import
-from relay_standin.pytest_plugin import (  # noqa: E402,F401
+# pylint: disable=unused-import
+from relay_standin.pytest_plugin import (  # noqa: F401
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     relay_client,

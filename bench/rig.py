@@ -1,8 +1,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A throw-away podman bed for the benchmarks: one network, the relay stand-in, N MTA containers.
+"""A throw-away podman rig for the benchmarks: one network, the relay stand-in, N MTA containers.
 
-Everything is named srt-bench-…; ``Bed.down()`` removes it all. Needs scripts/lib.sh's environment
+Everything is named srt-bench-…; ``Rig.down()`` removes it all. Needs scripts/lib.sh's environment
 (CONTAINERS_CONF, PATH with the venv) and the images from scripts/build-images.sh.
 """
 
@@ -15,6 +15,9 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+
+import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
+from relay_standin import records
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
@@ -31,15 +34,15 @@ def log(text):
         handle.write(text if text.endswith("\n") else text + "\n")
 
 
-def podman(*args, check=True):
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+def podman(*args, check=True, stdin=None):
+    proc = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=False)
     log("$ podman %s\n%s%s" % (" ".join(args), proc.stdout, proc.stderr))
     if check and proc.returncode != 0:
         raise RuntimeError("podman %s failed: %s" % (" ".join(args), proc.stderr[-2000:]))
     return proc
 
 
-class Bed:
+class Rig:
     def __init__(self, licenses=100000):
         self.licenses = licenses
         self.etc = CACHE / "relay" / "etc"
@@ -104,10 +107,7 @@ class Bed:
 
     def records(self):
         """Every complete line of the stand-in's record (transactions, and connections as they close)."""
-        if not self.record.exists():
-            return []
-        with open(self.record, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip() and line.endswith("\n")]
+        return records.load(self.record)
 
     def transactions(self):
         return [r for r in self.records() if r.get("kind") == "transaction"]
