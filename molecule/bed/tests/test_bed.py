@@ -4,13 +4,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
 
 CLIENTS = relay_record.group_hosts("clients")
 SWAKS = ["swaks", "--server", "relay.smarthost.test", "--from", "app@example.com", "--to", "someone@example.net",

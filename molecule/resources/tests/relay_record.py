@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import testinfra
 import yaml
+from relay_standin import inject, records
 
-RECORD = "/var/lib/relay-standin/record.jsonl"
+RECORD = records.CONTAINER_RECORD
 STANDIN_CONFIG = "/etc/relay-standin/config.yml"
 
 
@@ -36,9 +38,8 @@ def relay():
 
 
 def read_record(relay_host):
-    """Every record line written so far (transactions and connections)."""
-    text = relay_host.run("cat %s 2>/dev/null || true" % RECORD).stdout
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """Every complete record line written so far (transactions and connections)."""
+    return records.RecordTail.on_host(relay_host, RECORD).records()
 
 
 def transactions(relay_host, **match):
@@ -55,6 +56,17 @@ def wait_for_transactions(relay_host, count=1, timeout=90, **match):
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(1)
+
+
+def injector(*args):
+    """The shell command that runs the tests' one SMTP injector (relay_standin.inject) with ``args`` on a host,
+    by the host's own python3."""
+    return "python3 -c %s %s" % (shlex.quote(inject.source()), " ".join(shlex.quote(str(a)) for a in args))
+
+
+def smtp_session(host, request):
+    """One SMTP session from ``host`` (relay_standin.inject's ``session``): every reply, as a dict."""
+    return json.loads(host.check_output(injector("session", json.dumps(request))))
 
 
 def unique_id(tag):
