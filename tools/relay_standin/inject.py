@@ -150,7 +150,7 @@ def session_run(request):
 
 
 def parser():
-    top = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = top.add_subparsers(dest="command")
     commands.required = True
     many = commands.add_parser("batch")

@@ -51,7 +51,7 @@ def test_session_keeps_every_reply_and_stops_before_data_when_asked(relay_standi
     first, second = out["transactions"]
     assert first["mail"][0] == 250 and first["rcpt"][0] == 250 and first["data"][0] == 250
     assert second["rcpt"][0] == 250 and second["data"] is None
-    accepted = records.accepted(relay_standin.wait_for(lambda r: records.accepted(r)))
+    accepted = records.accepted(relay_standin.wait_for(records.accepted))
     assert [r["message_id"] for r in accepted] == ["<p1@x>"]
 
 
