@@ -11,14 +11,14 @@ import ipaddress
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+
+from relay_standin import inject
 
 from conftest import (MTAS, NETWORK, OUTSIDE_NETWORK, OUTSIDER, RELAY, address, host, podman,  # noqa: I100
                       relay_record)
 
-PROBE = (Path(__file__).parent / "smtp_probe.py").read_text()
 TAG = uuid.uuid4().hex[:8]
 # 24: where Sendmail's relay guard (roles/relay_guard) listens, on 127.0.0.1 only: it sends with this server's
 # relay identity (SMTP AUTH, allowlisted address), so reaching it from outside would be an open relay.
@@ -34,7 +34,8 @@ OTHER = {"postfix": "sendmail", "sendmail": "postfix"}
 
 
 def probe(container, request):
-    return json.loads(podman("exec", container, "python3", "-c", PROBE, json.dumps(request)))
+    """One session from ``container`` by the tests' SMTP injector (its text run by the container's python3)."""
+    return json.loads(podman("exec", container, "python3", "-c", inject.source(), "session", json.dumps(request)))
 
 
 def outsider_requests(mta):
