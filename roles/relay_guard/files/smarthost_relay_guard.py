@@ -21,6 +21,13 @@ registered sender; the null sender and every other address pass unchanged.
     python3 smarthost_relay_guard.py --check --config /etc/smarthost-relay-guard/guard.json
 
 Python 3.8+, standard library only. Logs one line per event to stderr.
+
+The file is one program (the role installs it alone), in sections headed ``# ---- <name>``, in this order:
+errors; configuration (validate_config); reply rules (the retry rules, matched as the rule engine does); local
+senders; line reading (LineReader, and ReplyCollector on top of it for the relay's replies); logging and sockets;
+relay connection (RelayConnection: connect, greeting, EHLO, STARTTLS with verification, AUTH, its side of the
+pass-through, the check before reuse); pool (Pool: lending, the hold-off, the idle connections); client session
+(ClientSession: the MTA-facing dialogue and the pass-through); server (Guard); main (the command line).
 """
 
 import argparse
@@ -92,6 +99,8 @@ RETRY_STATUS = re.compile(r"^4\.[0-9]{1,3}\.[0-9]{1,3}$")
 MAIL_FROM = re.compile(r"^\s*MAIL\s+FROM:\s*(<[^>]*>|[^\s<>]*)(.*)$", re.IGNORECASE | re.DOTALL)
 LOCAL_PART_BAD = re.compile(r"[\s<>@,;\"]")
 
+
+# ---- errors ------------------------------------------------------------------------------------
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message starts with the key at fault."""
@@ -275,7 +284,22 @@ def _local_senders(value):
     if rewrite_to not in LOCAL_REWRITES:
         raise ConfigError('local_senders.rewrite_to: must be "domain" (the same user at local_senders.domain) or '
                           '"address" (local_senders.address, one registered sender), got %r' % (rewrite_to,))
-    domains = value["domains"]
+    names = _local_names(value["domains"])
+    _local_target_keys(value, rewrite_to)
+    config = {"domains": names, "rewrite_to": rewrite_to, "domain": None, "address": None}
+    if rewrite_to == "domain":
+        config["domain"] = target = _customer_domain(value["domain"], "local_senders.domain")
+    else:
+        config["address"] = _registered_address(value["address"])
+        target = config["address"].rpartition("@")[2]
+    if is_local_domain(target, names):
+        raise ConfigError("local_senders.%s: %s is one of local_senders.domains, so the rewritten sender would be a "
+                          "local one too; list the host's own names there, never the customer's domain"
+                          % (rewrite_to, target))
+    return config
+
+
+def _local_names(domains):
     if not isinstance(domains, list) or not domains:
         raise ConfigError("local_senders.domains: must be a non-empty list of the host's names (its FQDN, short name, "
                           "localhost ...), got %s" % (_kind(domains) if not isinstance(domains, list) else "[]"))
@@ -284,6 +308,11 @@ def _local_senders(value):
         name = _local_name(item, "local_senders.domains[%d]" % index)
         if name not in names:
             names.append(name)
+    return names
+
+
+def _local_target_keys(value, rewrite_to):
+    """The key ``rewrite_to`` names is given, the other one is not."""
     other = "address" if rewrite_to == "domain" else "domain"
     if value.get(other) is not None:
         raise ConfigError('local_senders.%s: only used with rewrite_to "%s" (rewrite_to is "%s")'
@@ -292,49 +321,15 @@ def _local_senders(value):
         raise ConfigError('local_senders.%s: missing; rewrite_to "%s" needs %s' % (
             rewrite_to, rewrite_to, "the customer's domain" if rewrite_to == "domain"
             else "the registered sender's address (user@domain)"))
-    config = {"domains": names, "rewrite_to": rewrite_to, "domain": None, "address": None}
-    if rewrite_to == "domain":
-        config["domain"] = target = _customer_domain(value["domain"], "local_senders.domain")
-    else:
-        address = _text(value["address"], "local_senders.address").strip()
-        local, _at, domain = address.rpartition("@")
-        if not local or LOCAL_PART_BAD.search(local):
-            raise ConfigError("local_senders.address: must be one address, user@domain, of a registered user, got %r"
-                              % (value["address"],))
-        target = _customer_domain(domain, "local_senders.address")
-        config["address"] = "%s@%s" % (local, target)
-    if is_local_domain(target, names):
-        raise ConfigError("local_senders.%s: %s is one of local_senders.domains, so the rewritten sender would be a "
-                          "local one too; list the host's own names there, never the customer's domain"
-                          % (rewrite_to, target))
-    return config
 
 
-def is_local_domain(domain, names):
-    """Whether the sender domain ``domain`` is one of the local ``names`` (see _local_name)."""
-    domain = domain.strip().lower().rstrip(".")
-    for name in names:
-        if name.startswith(".") and domain.endswith(name) or domain == name:
-            return True
-    return False
-
-
-def local_sender_rewrite(sender, local):
-    """The address a MAIL FROM ``sender`` (without angle brackets) goes to the relay as, or None when it stays:
-    the null sender, and every address whose domain is not local, stay as they are."""
-    if local is None or not sender:
-        return None
-    path = sender
-    if path.startswith("@") and ":" in path:
-        path = path.split(":", 1)[1]  # a source route (RFC 5321 C): the address is what follows it
-    user, at, domain = path.rpartition("@")
-    if not at:
-        user, domain = path, ""  # no domain at all: a local account's name
-    if not user or (domain and not is_local_domain(domain, local["domains"])):
-        return None
-    if local["rewrite_to"] == "address":
-        return local["address"]
-    return "%s@%s" % (user, local["domain"])
+def _registered_address(value):
+    address = _text(value, "local_senders.address").strip()
+    local, _at, domain = address.rpartition("@")
+    if not local or LOCAL_PART_BAD.search(local):
+        raise ConfigError("local_senders.address: must be one address, user@domain, of a registered user, got %r"
+                          % (value,))
+    return "%s@%s" % (local, _customer_domain(domain, "local_senders.address"))
 
 
 def _user(value):
@@ -374,23 +369,7 @@ def load_config(path):
     return validate_config(data)
 
 
-def tls_context(relay, verify):
-    """A client context for the relay: TLS 1.2 or later; ``verify``: certificate and host name checked
-    against ``ca_file`` (or the system's store)."""
-    if verify:
-        try:
-            context = ssl.create_default_context(cafile=relay["ca_file"])
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError("relay.ca_file: cannot load %s: %s" % (relay["ca_file"], exc)) from None
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-# ---- retry rules -------------------------------------------------------------------------------
+# ---- reply rules (the retry rules) -------------------------------------------------------------
 
 class RetryRule:
     """One compiled retry rule (a rule of relay_settings.retry_replies)."""
@@ -416,28 +395,16 @@ def ere_problem(pattern):
     while index < length:
         char = pattern[index]
         if char == "\\":
-            following = pattern[index + 1:index + 2]
-            if not following:
-                return "ends with a backslash"
-            if following.isalnum() or following == "_":
-                return "'\\%s' is not POSIX ERE syntax (write a bracket expression such as [0-9])" % following
+            problem = _escape_problem(pattern[index + 1:index + 2])
+            if problem:
+                return problem
             index += 2
             previous_quantifier = False
             continue
         if char == "[":
-            end = index + 1
-            if pattern[end:end + 1] == "^":
-                end += 1
-            if pattern[end:end + 1] == "]":
-                end += 1
-            while end < length and pattern[end] != "]":
-                if pattern[end] == "\\":
-                    return "a backslash in a bracket expression is literal in POSIX, an escape in Python: %r" % (
-                        pattern[index:end + 2])
-                if pattern[end:end + 2] == "[:":
-                    return "character classes such as [:digit:] are POSIX-only: %r" % pattern[index:]
-                end += 1
-            index = end + 1
+            problem, index = _bracket_expression(pattern, index)
+            if problem:
+                return problem
             previous_quantifier = False
             continue
         if char == "(" and pattern[index + 1:index + 2] == "?":
@@ -451,6 +418,33 @@ def ere_problem(pattern):
         previous_quantifier = False
         index += 1
     return None
+
+
+def _escape_problem(following):
+    """Why a backslash followed by ``following`` is not POSIX ERE as Python reads it, or None."""
+    if not following:
+        return "ends with a backslash"
+    if following.isalnum() or following == "_":
+        return "'\\%s' is not POSIX ERE syntax (write a bracket expression such as [0-9])" % following
+    return None
+
+
+def _bracket_expression(pattern, index):
+    """(problem, None) for the bracket expression at ``index``, or (None, the index just past its end)."""
+    length = len(pattern)
+    end = index + 1
+    if pattern[end:end + 1] == "^":
+        end += 1
+    if pattern[end:end + 1] == "]":
+        end += 1
+    while end < length and pattern[end] != "]":
+        if pattern[end] == "\\":
+            return "a backslash in a bracket expression is literal in POSIX, an escape in Python: %r" % (
+                pattern[index:end + 2]), None
+        if pattern[end:end + 2] == "[:":
+            return "character classes such as [:digit:] are POSIX-only: %r" % pattern[index:], None
+        end += 1
+    return None, end + 1
 
 
 def _rule_integer(rule, name, key, lowest, highest):
@@ -467,47 +461,55 @@ def compile_rewrites(rules):
     as the rule engine does (replies.matching_rule)."""
     if not isinstance(rules, list):
         raise ConfigError("rewrites: must be a list, got %s" % _kind(rules))
-    compiled = []
-    for index, rule in enumerate(rules):
-        key = "rewrites[%d]" % index
-        if not isinstance(rule, dict):
-            raise ConfigError("%s: must be a mapping, got %s" % (key, _kind(rule)))
-        for name in sorted(rule, key=str):
-            if name not in RULE_KEYS:
-                raise ConfigError("%s: unknown key (known: %s)" % (_key(key, name), ", ".join(RULE_KEYS)))
-        for name in RULE_REQUIRED:
-            if rule.get(name) is None:
-                hint = ""
-                if set(rule) <= {"pattern", "replacement"}:
-                    hint = (" (a pattern/replacement pair applied line by line is no longer read: pass the rule "
-                            "engine's rules, relay_settings.retry_replies.limits and .refusals)")
-                raise ConfigError("%s: missing; a retry rule needs %s%s"
-                                  % (_key(key, name), ", ".join(RULE_REQUIRED), hint))
-        pattern = _text(rule["pattern"], key + ".pattern")
-        status = _text(rule["status"], key + ".status")
-        if not RULE_STATUS.match(status):
-            raise ConfigError("%s.status: must be an enhanced status code such as 5.7.1, got %r" % (key, status))
-        retry_status = _text(rule["retry_status"], key + ".retry_status")
-        if not RETRY_STATUS.match(retry_status):
-            raise ConfigError("%s.retry_status: must be a 4.X.X enhanced status code, got %r" % (key, retry_status))
-        _rule_integer(rule, "retry_code", key, 400, 499)
-        if rule.get("code") is not None:
-            code = _rule_integer(rule, "code", key, 200, 599)
-            if str(code)[0] != status[0]:
-                raise ConfigError("%s.code: %d does not go with status %s" % (key, code, status))
-        if rule.get("cause") is not None:
-            _text(rule["cause"], key + ".cause")
-        if rule.get("replacement") is not None:
-            _text(rule["replacement"], key + ".replacement", allow_empty=True)
-        problem = ere_problem(pattern)
-        if problem:
-            raise ConfigError("%s.pattern: not a POSIX extended regular expression: %s" % (key, problem))
-        try:
-            regex = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
-            raise ConfigError("%s.pattern: not a valid regular expression: %s" % (key, exc)) from None
-        compiled.append(RetryRule(rule, regex))
-    return compiled
+    return [_compile_rule(rule, "rewrites[%d]" % index) for index, rule in enumerate(rules)]
+
+
+def _compile_rule(rule, key):
+    _rule_keys(rule, key)
+    pattern = _text(rule["pattern"], key + ".pattern")
+    _rule_codes(rule, key)
+    if rule.get("cause") is not None:
+        _text(rule["cause"], key + ".cause")
+    if rule.get("replacement") is not None:
+        _text(rule["replacement"], key + ".replacement", allow_empty=True)
+    problem = ere_problem(pattern)
+    if problem:
+        raise ConfigError("%s.pattern: not a POSIX extended regular expression: %s" % (key, problem))
+    try:
+        regex = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError("%s.pattern: not a valid regular expression: %s" % (key, exc)) from None
+    return RetryRule(rule, regex)
+
+
+def _rule_keys(rule, key):
+    if not isinstance(rule, dict):
+        raise ConfigError("%s: must be a mapping, got %s" % (key, _kind(rule)))
+    for name in sorted(rule, key=str):
+        if name not in RULE_KEYS:
+            raise ConfigError("%s: unknown key (known: %s)" % (_key(key, name), ", ".join(RULE_KEYS)))
+    for name in RULE_REQUIRED:
+        if rule.get(name) is None:
+            hint = ""
+            if set(rule) <= {"pattern", "replacement"}:
+                hint = (" (a pattern/replacement pair applied line by line is no longer read: pass the rule "
+                        "engine's rules, relay_settings.retry_replies.limits and .refusals)")
+            raise ConfigError("%s: missing; a retry rule needs %s%s"
+                              % (_key(key, name), ", ".join(RULE_REQUIRED), hint))
+
+
+def _rule_codes(rule, key):
+    status = _text(rule["status"], key + ".status")
+    if not RULE_STATUS.match(status):
+        raise ConfigError("%s.status: must be an enhanced status code such as 5.7.1, got %r" % (key, status))
+    retry_status = _text(rule["retry_status"], key + ".retry_status")
+    if not RETRY_STATUS.match(retry_status):
+        raise ConfigError("%s.retry_status: must be a 4.X.X enhanced status code, got %r" % (key, retry_status))
+    _rule_integer(rule, "retry_code", key, 400, 499)
+    if rule.get("code") is not None:
+        code = _rule_integer(rule, "code", key, 200, 599)
+        if str(code)[0] != status[0]:
+            raise ConfigError("%s.code: %d does not go with status %s" % (key, code, status))
 
 
 def delivery_status(lines):
@@ -546,14 +548,45 @@ def rewrite_reply(lines, compiled):
     return list(lines) if rule is None else retry_reply(lines, rule)
 
 
-# ---- SMTP pieces -------------------------------------------------------------------------------
+# ---- local senders -----------------------------------------------------------------------------
+
+def is_local_domain(domain, names):
+    """Whether the sender domain ``domain`` is one of the local ``names`` (see _local_name)."""
+    domain = domain.strip().lower().rstrip(".")
+    for name in names:
+        if name.startswith(".") and domain.endswith(name) or domain == name:
+            return True
+    return False
+
+
+def local_sender_rewrite(sender, local):
+    """The address a MAIL FROM ``sender`` (without angle brackets) goes to the relay as, or None when it stays:
+    the null sender, and every address whose domain is not local, stay as they are."""
+    if local is None or not sender:
+        return None
+    path = sender
+    if path.startswith("@") and ":" in path:
+        path = path.split(":", 1)[1]  # a source route (RFC 5321 C): the address is what follows it
+    user, at, domain = path.rpartition("@")
+    if not at:
+        user, domain = path, ""  # no domain at all: a local account's name
+    if not user or (domain and not is_local_domain(domain, local["domains"])):
+        return None
+    if local["rewrite_to"] == "address":
+        return local["address"]
+    return "%s@%s" % (user, local["domain"])
+
+
+# ---- line reading ------------------------------------------------------------------------------
 
 class LineTooLong(Exception):
     """A peer sent a line longer than MAX_LINE."""
 
 
 class LineReader:
-    """Lines (CRLF or bare LF) from a socket; bytes read past the last line stay in ``buffer``."""
+    """Lines (CRLF or bare LF) from a socket; bytes read past the last line stay in ``buffer``. Blocking
+    (``read_line``) while a relay connection is set up and a client says EHLO; during the pass-through the
+    session's selector reads, ``feed``s what came, and takes the whole lines with ``next_line``."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -563,12 +596,10 @@ class LineReader:
         """The next line without its line end, or None at end of stream. Past ``deadline`` (a
         time.monotonic() value; None: wait forever) raises socket.timeout."""
         while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self.buffer[:end])
-                del self.buffer[:end + 1]
-                return line[:-1] if line.endswith(b"\r") else line
-            if len(self.buffer) > MAX_LINE:
+            line = self.next_line()
+            if line is not None:
+                return line
+            if self.overlong():
                 raise LineTooLong()
             self.sock.settimeout(_remaining(deadline))
             data = self.sock.recv(16384)
@@ -576,7 +607,24 @@ class LineReader:
                 return None
             self.buffer += data
 
+    def feed(self, data):
+        self.buffer += data
+
+    def next_line(self):
+        """The next whole line in the buffer without its line end, or None."""
+        end = self.buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def overlong(self):
+        """The bytes after the last whole line are already more than a line may hold."""
+        return len(self.buffer) > MAX_LINE
+
     def take(self):
+        """The rest of the buffer (part of a line), taken out."""
         data = bytes(self.buffer)
         self.buffer.clear()
         return data
@@ -624,39 +672,52 @@ def is_final_line(line):
     return line[3:4] != "-"
 
 
-def hides_capability(text):
-    """STARTTLS and AUTH are the guard's business with the relay, not the client's; BDAT's data is not
-    passed on (the client sends DATA)."""
-    words = text.split()
-    keyword = words[0].upper() if words else ""
-    return keyword in HIDDEN_CAPABILITIES or keyword.startswith("AUTH=")
+class ReplyCollector:
+    """Whole relay replies (lists of lines) from the lines in a relay connection's LineReader: what the relay
+    sends during the pass-through."""
+
+    def __init__(self, reader, where):
+        self.reader = reader
+        self.where = where
+        self.lines = []
+
+    def replies(self):
+        """The replies whose last line is in the reader; a line longer than MAX_LINE ends as a reply of its own."""
+        replies = []
+        while True:
+            raw = self.reader.next_line()
+            if raw is None:
+                break
+            replies.extend(self.add(decode(raw)))
+        if self.reader.overlong():
+            replies.extend(self.flush())
+        return replies
+
+    def add(self, line):
+        if not REPLY_LINE.match(line):
+            # Handed on, it could read as a 5xx to the MTA (qmail-remote computes the code from any three bytes)
+            # and bounce a message the relay may have taken: the session ends with a 421 instead.
+            raise Refusal.because("421 4.4.2", "relay %s sent a line that is not an SMTP reply: %r"
+                                  % (self.where, line[:80]), quit_relay=False)
+        self.lines.append(line)
+        if is_final_line(line) or len(self.lines) >= MAX_REPLY_LINES:
+            lines, self.lines = self.lines, []
+            return [lines]
+        return []
+
+    def flush(self):
+        """Whatever is left, as a reply of its own (a relay that closes or sends an endless line)."""
+        replies = []
+        rest = self.reader.take()
+        if rest:
+            replies.extend(self.add(decode(rest)))
+        if self.lines:
+            lines, self.lines = self.lines, []
+            replies.append(lines)
+        return replies
 
 
-def client_ehlo_lines(lines):
-    """The relay's EHLO reply for the client: the first line kept, STARTTLS, AUTH, CHUNKING and BINARYMIME left
-    out, the continuation marks set again so that only the last line has a space."""
-    code = lines[0][:3]
-    texts = [lines[0][4:]] + [line[4:] for line in lines[1:] if not hides_capability(line[4:])]
-    last = len(texts) - 1
-    return ["%s%s%s" % (code, " " if index == last else "-", text) for index, text in enumerate(texts)]
-
-
-def client_hello_lines(verb, ehlo):
-    """The answer to the client's EHLO or HELO, from the relay's EHLO reply."""
-    if verb == "EHLO":
-        return client_ehlo_lines(ehlo.lines)
-    return ["250 %s" % ehlo.lines[0][4:]]
-
-
-def auth_mechanisms(reply):
-    mechanisms = set()
-    for words in reply.capabilities():
-        if words[0] == "AUTH":
-            mechanisms.update(word.upper() for word in words[1:])
-        elif words[0].startswith("AUTH="):
-            mechanisms.update(word.upper() for word in [words[0][5:]] + words[1:])
-    return mechanisms
-
+# ---- logging and sockets -----------------------------------------------------------------------
 
 def b64(text):
     return base64.b64encode(encode(text)).decode("ascii")
@@ -691,52 +752,6 @@ class Redactor:
         return text
 
 
-class ReplyCollector:
-    """Relay bytes in, whole replies (lists of lines) out."""
-
-    def __init__(self, where):
-        self.where = where
-        self.buffer = bytearray()
-        self.lines = []
-
-    def feed(self, data):
-        self.buffer += data
-        replies = []
-        while True:
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                break
-            raw = bytes(self.buffer[:end])
-            del self.buffer[:end + 1]
-            replies.extend(self.add(decode(raw[:-1] if raw.endswith(b"\r") else raw)))
-        if len(self.buffer) > MAX_LINE:
-            replies.extend(self.flush())
-        return replies
-
-    def add(self, line):
-        if not REPLY_LINE.match(line):
-            # Handed on, it could read as a 5xx to the MTA (qmail-remote computes the code from any three bytes)
-            # and bounce a message the relay may have taken: the session ends with a 421 instead.
-            raise Refusal.because("421 4.4.2", "relay %s sent a line that is not an SMTP reply: %r"
-                                  % (self.where, line[:80]), quit_relay=False)
-        self.lines.append(line)
-        if is_final_line(line) or len(self.lines) >= MAX_REPLY_LINES:
-            lines, self.lines = self.lines, []
-            return [lines]
-        return []
-
-    def flush(self):
-        """Whatever is left, as a reply of its own (a relay that closes or sends an endless line)."""
-        replies = []
-        if self.buffer:
-            replies.extend(self.add(decode(bytes(self.buffer))))
-            self.buffer.clear()
-        if self.lines:
-            lines, self.lines = self.lines, []
-            replies.append(lines)
-        return replies
-
-
 def _no_delay(sock):
     """Each command and reply goes out at once. With Nagle's algorithm a small write waits for the peer's
     (delayed) ACK of the one before: measured, Sendmail through the guard sent 6.4 messages a second instead of 20."""
@@ -759,7 +774,33 @@ def _format_address(address):
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
-# ---- one relay connection ----------------------------------------------------------------------
+# ---- relay connection --------------------------------------------------------------------------
+
+def tls_context(relay, verify):
+    """A client context for the relay: TLS 1.2 or later; ``verify``: certificate and host name checked
+    against ``ca_file`` (or the system's store)."""
+    if verify:
+        try:
+            context = ssl.create_default_context(cafile=relay["ca_file"])
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("relay.ca_file: cannot load %s: %s" % (relay["ca_file"], exc)) from None
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def auth_mechanisms(reply):
+    mechanisms = set()
+    for words in reply.capabilities():
+        if words[0] == "AUTH":
+            mechanisms.update(word.upper() for word in words[1:])
+        elif words[0].startswith("AUTH="):
+            mechanisms.update(word.upper() for word in [words[0][5:]] + words[1:])
+    return mechanisms
+
 
 class RelayConnection:
     """One connection to the relay, set up (TLS, EHLO with the MTA's name, AUTH) for one session and then
@@ -938,6 +979,61 @@ class RelayConnection:
         return Refusal.because("421 4.4.2", "connection to relay %s failed: %s" % (self.where, describe_error(exc)),
                                quit_relay=False)
 
+    # -- lent to a session: the pass-through --
+
+    def send(self, data):
+        """Commands from the session (bytes, as many as its client pipelined)."""
+        try:
+            self.sock.settimeout(self.timeouts["reply"])
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise self.connection_failed(exc) from None
+
+    def has_pending(self):
+        """Decrypted TLS data already read from the socket, which the session's selector does not see."""
+        return self.tls and self.sock.pending()
+
+    def receive(self):
+        """What the relay sent, into ``reader``, without waiting: True when bytes came, None when nothing did but
+        TLS records (a session ticket), False at the end of the connection (a failed read is logged)."""
+        self.sock.settimeout(0.0)  # non-blocking: a readable TLS socket may carry only a session ticket, no data
+        try:
+            data = self.sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        except OSError as exc:
+            self.log("%s: %s", self.label, describe_error(exc), level=logging.WARNING)
+            return False
+        self.reader.feed(data)
+        return bool(data)
+
+    def forwarded(self, kind):
+        """A command of ``kind`` went to the relay (see replied): MAIL begins a transaction, which max_messages
+        counts."""
+        if kind == "mail":
+            self.messages += 1
+
+    def replied(self, kind, lines, name):
+        """What the relay's reply ``lines`` to a command of ``kind`` means for this connection: the EHLO name
+        (``name``) whose session it now holds, whether a transaction is open, whether it may be reused."""
+        code = int(lines[-1][:3])
+        accepted = 200 <= code < 300
+        if kind in ("ehlo", "helo"):
+            if accepted:
+                self.ehlo, self.name, self.in_transaction = Reply(lines), name, False
+            else:
+                self.broken = True  # which name the relay now holds the session under is unclear: not reused
+        elif kind == "mail" and accepted:
+            self.in_transaction = True
+        elif kind == "rset" and accepted:
+            self.in_transaction = False
+        elif kind == "message":
+            self.in_transaction = False
+        if code == 421:
+            self.broken = True
+
+    # -- between sessions: the pooled reuse --
+
     def gone_while_idle(self):
         """Whether the relay sent something (a 421, say) or closed while nobody was waiting for a reply. Reads
         without waiting; TLS records without data (a session ticket) do not count."""
@@ -999,7 +1095,19 @@ class RelayConnection:
         self.sock = None
 
 
-# ---- the pool ----------------------------------------------------------------------------------
+# ---- pool --------------------------------------------------------------------------------------
+
+class _Request:
+    """One session's wait for a relay connection in Pool.acquire."""
+
+    def __init__(self, key, wait):
+        self.key = key
+        self.deadline = time.monotonic() + wait
+        self.reuse_until = None  # while a connection with its key is in use: wait until then for it
+
+    def awaiting_reuse(self, now, in_use):
+        return self.reuse_until is not None and now < self.reuse_until and in_use > 0
+
 
 class Pool:
     """Relay connections: at most ``max_connections`` open (in use, being set up, idle); idle ones are kept, most
@@ -1019,75 +1127,96 @@ class Pool:
         self._last_reap = 0.0
         self.counts = collections.Counter()
 
+    # -- lending --
+
     def acquire(self, name, log):
         """A relay connection for a session whose client said EHLO/HELO ``name``: an idle one with the same key
         that passes the probe, else a new one (in place of the oldest idle one of another key when the pool is
         full); waits up to ``wait`` seconds while every connection is in use, or while the relay refuses new
         ones and some are in use. Raises Refusal."""
         auth = self.guard.config["auth"]
-        key = (name.lower(), auth["username"] if auth else None)
-        deadline = time.monotonic() + self.settings["wait"]
-        reuse_until = None
+        request = _Request((name.lower(), auth["username"] if auth else None), self.settings["wait"])
         while True:
-            candidate, retired, open_new = None, [], False
-            with self.condition:
-                while True:
-                    if self.stopping:
-                        raise Refusal.because("421 4.3.2", "the relay guard is stopping", quit_relay=False)
-                    now = time.monotonic()
-                    retired.extend(self._expire_locked(now))
-                    candidate = self._take_idle_locked(key)
-                    if candidate is not None:
-                        self.in_use[key] += 1
-                        candidate.pool_key = key
-                        break
-                    if reuse_until is None and self.in_use[key]:
-                        reuse_until = now + REUSE_WAIT
-                    awaiting_reuse = reuse_until is not None and now < reuse_until and self.in_use[key] > 0
-                    # one new connection at a time (no burst of them), none while the relay refuses them
-                    may_open = not awaiting_reuse and self.opening == 0 and now >= self.hold_off_until
-                    if may_open and self.total < self.settings["max_connections"]:
-                        self.total += 1
-                        open_new = True
-                        break
-                    if may_open and self.idle:
-                        retired.append((self.idle.pop(0), "pool full, making room"))
-                        open_new = True   # the retired connection's place
-                        break
-                    remaining = deadline - now
-                    if remaining <= 0:
-                        self.counts["busy"] += 1
-                        raise Refusal.because("421 4.4.5", "all %d relay connections are busy; try again later"
-                                              % self.total, quit_relay=False)
-                    if awaiting_reuse:
-                        remaining = min(remaining, max(reuse_until - now, 0.01))
-                    elif not may_open and not self.opening:
-                        remaining = min(remaining, max(self.hold_off_until - now, 0.01))
-                    self.condition.wait(remaining)
-                if open_new:
-                    self.in_use[key] += 1
-                    self.opening += 1
-            for connection, reason in retired:
-                self._close(connection, reason)
+            candidate, retired = self._claim(request)
+            self._close_all(retired)
             if candidate is not None:
-                candidate.log = log
-                problem = candidate.probe()
-                if problem is None:
-                    self._count("reused")
-                    log("%s reused (idle %.1f s, %d transaction(s) before)", candidate.label,
-                        time.monotonic() - candidate.idle_since, candidate.messages)
+                if self._passes_probe(candidate, log):
                     return candidate
-                candidate.broken = True
-                self._count("dead")
-                log("%s not reused: %s", candidate.label, problem)
-                self.discard(candidate)
                 continue
-            if open_new:
-                try:
-                    return self._open(name, log)
-                except Refusal as refusal:
-                    if not self._hold_off(refusal, log, deadline):
-                        raise
+            try:
+                return self._open(name, log)
+            except Refusal as refusal:
+                if not self._hold_off(refusal, log, request.deadline):
+                    raise
+
+    def _claim(self, request):
+        """(an idle connection with the request's key, or None: this session opens a new one, its place taken)
+        and the idle connections to close (expired, or making room); waits while neither may be had."""
+        retired = []
+        with self.condition:
+            while True:
+                if self.stopping:
+                    raise Refusal.because("421 4.3.2", "the relay guard is stopping", quit_relay=False)
+                now = time.monotonic()
+                retired.extend(self._expire_locked(now))
+                candidate = self._take_idle_locked(request.key)
+                if candidate is not None:
+                    self.in_use[request.key] += 1
+                    candidate.pool_key = request.key
+                    return candidate, retired
+                may_open = self._may_open_locked(request, now)
+                if may_open and self._make_place_locked(retired):
+                    self.in_use[request.key] += 1
+                    self.opening += 1
+                    return None, retired
+                self._wait_locked(request, now, may_open)
+
+    def _may_open_locked(self, request, now):
+        """One new connection at a time (no burst of them), none while the relay refuses them, none while one with
+        the request's key may come back (for REUSE_WAIT)."""
+        if request.reuse_until is None and self.in_use[request.key]:
+            request.reuse_until = now + REUSE_WAIT
+        return (not request.awaiting_reuse(now, self.in_use[request.key]) and self.opening == 0
+                and now >= self.hold_off_until)
+
+    def _make_place_locked(self, retired):
+        """A place for a new connection: a free one, or the oldest idle connection's (added to ``retired``)."""
+        if self.total < self.settings["max_connections"]:
+            self.total += 1
+            return True
+        if self.idle:
+            retired.append((self.idle.pop(0), "pool full, making room"))
+            return True
+        return False
+
+    def _wait_locked(self, request, now, may_open):
+        """Wait for a change (a connection back, closed, or opened; the reuse wait or the hold-off over); past the
+        request's deadline the session is refused."""
+        remaining = request.deadline - now
+        if remaining <= 0:
+            self.counts["busy"] += 1
+            raise Refusal.because("421 4.4.5", "all %d relay connections are busy; try again later"
+                                  % self.total, quit_relay=False)
+        if request.awaiting_reuse(now, self.in_use[request.key]):
+            remaining = min(remaining, max(request.reuse_until - now, 0.01))
+        elif not may_open and not self.opening:
+            remaining = min(remaining, max(self.hold_off_until - now, 0.01))
+        self.condition.wait(remaining)
+
+    def _passes_probe(self, candidate, log):
+        """An idle connection taken for reuse: checked first (RelayConnection.probe); one that fails is closed."""
+        candidate.log = log
+        problem = candidate.probe()
+        if problem is None:
+            self._count("reused")
+            log("%s reused (idle %.1f s, %d transaction(s) before)", candidate.label,
+                time.monotonic() - candidate.idle_since, candidate.messages)
+            return True
+        candidate.broken = True
+        self._count("dead")
+        log("%s not reused: %s", candidate.label, problem)
+        self.discard(candidate)
+        return False
 
     def _open(self, name, log):
         connection = RelayConnection(self.guard, next(self._numbers), name)
@@ -1108,6 +1237,8 @@ class Pool:
                 self.condition.notify_all()
         self._count("opened")
         return connection
+
+    # -- the hold-off --
 
     def hold_off(self, why):
         """No new relay connection for HOLD_OFF seconds: the relay refused one, or closed one with a 421."""
@@ -1130,6 +1261,8 @@ class Pool:
             refusal.message, open_now, HOLD_OFF)
         return True
 
+    # -- the idle connections --
+
     def _returned_locked(self, connection):
         key, connection.pool_key = connection.pool_key, None
         if key is not None:
@@ -1147,14 +1280,7 @@ class Pool:
         """Idle connections past idle_timeout or max_age, taken out of the pool (the caller closes them)."""
         expired = []
         for connection in list(self.idle):
-            reason = None
-            if now - connection.idle_since >= self.settings["idle_timeout"]:
-                reason = "idle for %d s" % self.settings["idle_timeout"]
-            elif self.settings["max_age"] and connection.age(now) >= self.settings["max_age"]:
-                reason = "older than %d s" % self.settings["max_age"]
-            elif connection.gone_while_idle():
-                # the relay closed it (its idle timeout) or said 421: gone now rather than at the next session
-                reason = "closed by the relay while idle"
+            reason = self._expiry(connection, now)
             if reason:
                 self.idle.remove(connection)
                 self.total -= 1
@@ -1163,9 +1289,19 @@ class Pool:
             self.condition.notify_all()
         return expired
 
+    def _expiry(self, connection, now):
+        """Why an idle connection is closed now, or None."""
+        if now - connection.idle_since >= self.settings["idle_timeout"]:
+            return "idle for %d s" % self.settings["idle_timeout"]
+        if self.settings["max_age"] and connection.age(now) >= self.settings["max_age"]:
+            return "older than %d s" % self.settings["max_age"]
+        if connection.gone_while_idle():
+            # the relay closed it (its idle timeout) or said 421: gone now rather than at the next session
+            return "closed by the relay while idle"
+        return None
+
     def release(self, connection):
         """Back into the pool after a session (RSET first if it ended in a transaction), or closed."""
-        reason = None
         if connection.broken or connection.retired:
             self.discard(connection)
             return
@@ -1175,31 +1311,42 @@ class Pool:
             self.discard(connection)
             return
         connection.log = connection.pool_log
-        settings = self.settings
-        if settings["max_idle"] == 0:
-            reason = "reuse off (pool.max_idle 0)"
-        elif settings["max_messages"] and connection.messages >= settings["max_messages"]:
-            reason = "%d transactions" % connection.messages
-        elif settings["max_age"] and connection.age() >= settings["max_age"]:
-            reason = "older than %d s" % settings["max_age"]
+        reason = self._not_kept(connection)
         retired = None
         with self.condition:
             self._returned_locked(connection)
             if reason is None and self.stopping:
                 reason = "the guard is stopping"
             if reason is None:
-                if len(self.idle) >= settings["max_idle"]:
-                    retired = self.idle.pop(0)
-                    self.total -= 1
-                connection.idle_since = time.monotonic()
-                self.idle.append(connection)
+                retired = self._keep_idle_locked(connection)
             else:
                 self.total -= 1
             self.condition.notify_all()
         if retired is not None:
-            self._close(retired, "more than %d idle" % settings["max_idle"])
+            self._close(retired, "more than %d idle" % self.settings["max_idle"])
         if reason is not None:
             self._close(connection, reason)
+
+    def _not_kept(self, connection):
+        """Why a connection back from its session is closed rather than kept idle, or None."""
+        settings = self.settings
+        if settings["max_idle"] == 0:
+            return "reuse off (pool.max_idle 0)"
+        if settings["max_messages"] and connection.messages >= settings["max_messages"]:
+            return "%d transactions" % connection.messages
+        if settings["max_age"] and connection.age() >= settings["max_age"]:
+            return "older than %d s" % settings["max_age"]
+        return None
+
+    def _keep_idle_locked(self, connection):
+        """Into the idle list, newest last; the oldest idle one taken out (returned) when max_idle are kept."""
+        retired = None
+        if len(self.idle) >= self.settings["max_idle"]:
+            retired = self.idle.pop(0)
+            self.total -= 1
+        connection.idle_since = time.monotonic()
+        self.idle.append(connection)
+        return retired
 
     def discard(self, connection):
         """A connection that is not coming back (broken, or its session failed): closed, its place freed."""
@@ -1248,7 +1395,31 @@ class Pool:
             return {"open": self.total, "idle": len(self.idle), **self.counts}
 
 
-# ---- one client session ------------------------------------------------------------------------
+# ---- client session ----------------------------------------------------------------------------
+
+def hides_capability(text):
+    """STARTTLS and AUTH are the guard's business with the relay, not the client's; BDAT's data is not
+    passed on (the client sends DATA)."""
+    words = text.split()
+    keyword = words[0].upper() if words else ""
+    return keyword in HIDDEN_CAPABILITIES or keyword.startswith("AUTH=")
+
+
+def client_ehlo_lines(lines):
+    """The relay's EHLO reply for the client: the first line kept, STARTTLS, AUTH, CHUNKING and BINARYMIME left
+    out, the continuation marks set again so that only the last line has a space."""
+    code = lines[0][:3]
+    texts = [lines[0][4:]] + [line[4:] for line in lines[1:] if not hides_capability(line[4:])]
+    last = len(texts) - 1
+    return ["%s%s%s" % (code, " " if index == last else "-", text) for index, text in enumerate(texts)]
+
+
+def client_hello_lines(verb, ehlo):
+    """The answer to the client's EHLO or HELO, from the relay's EHLO reply."""
+    if verb == "EHLO":
+        return client_ehlo_lines(ehlo.lines)
+    return ["250 %s" % ehlo.lines[0][4:]]
+
 
 class _SessionEnd(Exception):
     """The session is over (``outcome`` for the log)."""
@@ -1260,11 +1431,13 @@ class _SessionEnd(Exception):
 
 # What the client waits for, in order: a relay reply (RELAY, kind) or one of the guard's own (LOCAL, lines, action).
 RELAY, LOCAL = "relay", "local"
+# The commands whose replies change what the session or its relay connection is in; the others are "other".
+TRACKED_COMMANDS = ("EHLO", "HELO", "MAIL", "RSET", "DATA")
 
 
-class Session:
-    """One client connection, in the thread socketserver gives it, with the relay connection the pool lends it
-    from the client's EHLO/HELO to its QUIT."""
+class ClientSession:
+    """One MTA connection, in the thread socketserver gives it: the guard's greeting and the SMTP dialogue up to
+    EHLO/HELO, then the pass-through over the relay connection the pool lends it until its QUIT."""
 
     def __init__(self, guard, client, peer, number):
         self.guard = guard
@@ -1278,9 +1451,8 @@ class Session:
         self.name = None
         self.conn = None
         self.selector = None
-        self.collector = None
+        self.replies = None
         self.expected = collections.deque()
-        self.buffer = bytearray()
         self.data_mode = False
         self.at_line_start = True
         self.awaiting_data_reply = False
@@ -1290,34 +1462,16 @@ class Session:
         text = self.guard.redact(message % args if args else message)
         LOG.log(level, "%s %s", self.prefix, text.replace("\r", "\\r").replace("\n", "\\n"))
 
+    # -- start and end --
+
     def run(self):
         self.log("connect from %s", _format_address(self.peer))
         outcome = "done"
         try:
-            self.send_client([self.guard.greeting])
-            hello = self.wait_for_hello()
-            if hello is None:
-                outcome = "client quit before EHLO/HELO"
-                return
-            verb, self.name = hello
-            self.conn = self.guard.pool.acquire(self.name, self.log)
-            try:
-                self.send_client(client_hello_lines(verb, self.conn.ehlo))
-            except OSError:
-                outcome = "client gone"
-                return
-            outcome = self.pass_through()
+            outcome = self.serve()
         except Refusal as refusal:
             outcome = "refused"
-            self.log("%s", refusal.message, level=logging.WARNING)
-            if self.conn is not None:
-                # not reused; QUIT unless the refusal says the relay gets nothing more
-                self.conn.retired = True
-                self.conn.broken = self.conn.broken or not refusal.quit_relay
-            try:
-                self.send_client(refusal.lines)
-            except OSError:
-                pass
+            self.refused(refusal)
         except Exception as exc:  # pylint: disable=broad-except  # one session's trouble, not the guard's
             outcome = "error"
             self.log("error: %s: %s", type(exc).__name__, describe_error(exc), level=logging.WARNING)
@@ -1330,18 +1484,40 @@ class Session:
             self.give_back()
             self.log("close (%s)", outcome)
 
+    def serve(self):
+        """Greeting, EHLO/HELO, the relay connection, the pass-through; the outcome for the log."""
+        self.send_client([self.guard.greeting])
+        hello = self.wait_for_hello()
+        if hello is None:
+            return "client quit before EHLO/HELO"
+        verb, self.name = hello
+        self.conn = self.guard.pool.acquire(self.name, self.log)
+        try:
+            self.send_client(client_hello_lines(verb, self.conn.ehlo))
+        except OSError:
+            return "client gone"
+        return self.pass_through()
+
+    def refused(self, refusal):
+        self.log("%s", refusal.message, level=logging.WARNING)
+        if self.conn is not None:
+            # not reused; QUIT unless the refusal says the relay gets nothing more
+            self.conn.retired = True
+            self.conn.broken = self.conn.broken or not refusal.quit_relay
+        self.tell_client(refusal.lines)
+
     def give_back(self):
         """The relay connection back to the pool (after the client is gone: the MTA does not wait for this)."""
         conn, self.conn = self.conn, None
         if conn is None:
             return
         conn.log = self.log
-        if self.data_mode or self.awaiting_data_reply or self.relay_replies_owed():
+        if not self.idle_between_sessions():
             # the relay is inside a message or owes replies nobody will read: never reused, never completed
             conn.broken = True
         self.guard.pool.release(conn)
 
-    # -- the client side before EHLO --
+    # -- talking to the client --
 
     def send_client(self, lines):
         self.client.settimeout(self.timeouts["reply"])
@@ -1354,6 +1530,15 @@ class Session:
             self.send_client(lines)
         except OSError:
             raise _SessionEnd("client gone") from None
+
+    def tell_client(self, lines):
+        # a 421 is allowed at any time and makes the MTA defer whatever it was waiting for
+        try:
+            self.send_client(lines)
+        except OSError:
+            pass
+
+    # -- before EHLO/HELO --
 
     def wait_for_hello(self):
         """Answer the client until it says EHLO or HELO: (verb, name), or None when it leaves."""
@@ -1368,27 +1553,33 @@ class Session:
                 return None
             verb, _space, argument = decode(raw).strip().partition(" ")
             verb = verb.upper()
-            if verb in ("EHLO", "HELO"):
-                if argument.split():
-                    return verb, argument.split()[0]
-                self.send_client(["501 5.5.4 Syntax: %s hostname" % verb])
-            elif verb == "QUIT":
+            if verb in ("EHLO", "HELO") and argument.split():
+                return verb, argument.split()[0]
+            if verb == "QUIT":
                 self.send_client(["221 2.0.0 Bye"])
                 return None
-            elif verb in ("NOOP", "RSET"):
-                self.send_client(["250 2.0.0 OK"])
-            else:
-                self.send_client(["503 5.5.1 Send EHLO or HELO first"])
+            self.send_client([self.before_hello_answer(verb)])
 
-    # -- pass-through --
+    @staticmethod
+    def before_hello_answer(verb):
+        if verb in ("EHLO", "HELO"):
+            return "501 5.5.4 Syntax: %s hostname" % verb
+        if verb in ("NOOP", "RSET"):
+            return "250 2.0.0 OK"
+        return "503 5.5.1 Send EHLO or HELO first"
+
+    # -- the pass-through --
 
     def relay_replies_owed(self):
         return any(entry[0] == RELAY for entry in self.expected)
 
+    def idle_between_sessions(self):
+        """Not inside a message and no relay reply owed: the relay connection can serve another session."""
+        return not (self.data_mode or self.awaiting_data_reply or self.relay_replies_owed())
+
     def idle_between_transactions(self):
         """Nothing in flight: the relay connection can be replaced without the client noticing."""
-        return not (self.data_mode or self.awaiting_data_reply or self.relay_replies_owed()
-                    or (self.conn is not None and self.conn.in_transaction))
+        return self.idle_between_sessions() and not (self.conn is not None and self.conn.in_transaction)
 
     def pass_through(self):
         """Client commands to the relay as they come (pipelined ones together); the relay's replies to the client
@@ -1398,42 +1589,36 @@ class Session:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.client, selectors.EVENT_READ, "client")
         self.attach(self.conn)
-        self.buffer += self.client_reader.take()
-        idle_timeout = self.guard.config["pool"]["idle_timeout"]
         try:
             self.client_input()
             while True:
-                if self.conn is not None and self.conn.tls and self.conn.sock.pending():
-                    ready = ["relay"]
-                else:
-                    # a client idle between transactions (Sendmail keeps its sessions a while) does not keep a
-                    # relay connection from other sessions longer than an idle one would be kept
-                    lending = self.conn is not None and self.idle_between_transactions()
-                    ready = [key.data for key, _events in self.selector.select(idle_timeout if lending else None)]
-                    if lending and not ready:
-                        self.lend_back()
-                        continue
-                for side in ready:
+                for side in self.ready_sides():
                     if side == "client":
-                        data = self.client.recv(65536)
-                        if not data:
-                            return self.client_closed()
-                        self.buffer += data
-                        if self.awaiting_data_reply and len(self.buffer) > MAX_CLIENT_BACKLOG:
-                            raise Refusal.because("421 4.5.0", "client sent too much before the reply to DATA")
-                        self.client_input()
+                        self.client_readable()
                     elif self.conn is not None:
                         self.relay_input()
         except _SessionEnd as end:
             return end.outcome
 
+    def ready_sides(self):
+        """Which sides ("client", "relay") have something to read; a relay connection idle too long is lent back."""
+        if self.conn is not None and self.conn.has_pending():
+            return ["relay"]
+        # a client idle between transactions (Sendmail keeps its sessions a while) does not keep a relay connection
+        # from other sessions longer than an idle one would be kept
+        lending = self.conn is not None and self.idle_between_transactions()
+        idle_timeout = self.guard.config["pool"]["idle_timeout"]
+        ready = [key.data for key, _events in self.selector.select(idle_timeout if lending else None)]
+        if lending and not ready:
+            self.lend_back()
+        return ready
+
     def attach(self, conn):
+        """Take part in the pass-through with relay connection ``conn`` (replies it holds already come first)."""
         self.conn = conn
-        self.collector = ReplyCollector(self.where)
+        self.replies = ReplyCollector(conn.reader, self.where)
         self.selector.register(conn.sock, selectors.EVENT_READ, "relay")
-        pending = conn.reader.take() if conn.reader is not None else b""
-        if pending:
-            self.on_replies(self.collector.feed(pending))
+        self.on_replies(self.replies.replies())
 
     def lend_back(self):
         """The relay connection back to the pool while the client idles between transactions; its next command
@@ -1452,72 +1637,9 @@ class Session:
         self.log("%s %s between transactions: replaced at the next command", conn.label, reason)
         self.guard.pool.discard(conn)
 
-    # client -> relay
-
-    def client_input(self):
-        """Parse what the client sent: commands (forwarded, or answered by the guard), message data."""
-        out = bytearray()
-        while not self.awaiting_data_reply and not self.quitting:
-            if self.data_mode:
-                if not self.message_data(out):
-                    break
-                continue
-            end = self.buffer.find(b"\n")
-            if end < 0:
-                if len(self.buffer) > MAX_LINE:
-                    self.expected.append((LOCAL, ["500 5.5.2 Line too long"], "close"))
-                    self.quitting = True
-                break
-            raw = bytes(self.buffer[:end])
-            del self.buffer[:end + 1]
-            self.client_command(raw[:-1] if raw.endswith(b"\r") else raw, out)
-        if out:
-            self.send_relay(bytes(out))
-        self.answer_locally()
-
-    def client_command(self, line, out):
-        text = decode(line).strip()
-        verb, _space, argument = text.partition(" ")
-        verb = verb.upper()
-        local = None
-        if not text:
-            local = ["500 5.5.2 Error: bad syntax"]
-        elif verb == "QUIT":
-            self.quitting = True
-            self.expected.append((LOCAL, ["221 2.0.0 closing connection"], "quit"))
-            return
-        elif verb in ("STARTTLS", "AUTH"):
-            local = ["502 5.5.1 %s is not offered here: the relay guard speaks TLS and AUTH to the relay" % verb]
-        elif verb == "BDAT":
-            # its data follows at once and could not be told from commands
-            self.quitting = True
-            self.expected.append((LOCAL, ["421 4.5.0 BDAT is not offered here (no CHUNKING); closing"], "close"))
-            return
-        elif verb in ("EHLO", "HELO") and not argument.split():
-            local = ["501 5.5.4 Syntax: %s hostname" % verb]
-        if local is not None:
-            self.expected.append((LOCAL, local, None))
-            return
-        if self.conn is None:
-            if not self.reconnect(out):
-                return
-        kind = verb.lower() if verb in ("EHLO", "HELO", "MAIL", "RSET", "DATA") else "other"
-        if kind in ("ehlo", "helo"):
-            # always EHLO upstream; the connection now belongs to this name
-            self.name = argument.split()[0]
-            line = encode("EHLO " + self.name)
-        elif kind == "mail":
-            self.conn.messages += 1
-            line = self.guard.local_sender_line(line, self.log)
-        elif kind == "data":
-            self.awaiting_data_reply = True
-        self.expected.append((RELAY, kind))
-        out += line + CRLF
-
-    def reconnect(self, out):
-        """A new relay connection for the next command after the old one died between transactions (nothing
-        was forwarded since: ``out`` is empty)."""
-        assert not out, "commands for a relay connection that is gone"
+    def reconnect(self):
+        """A new relay connection for the next command after the old one was lent back or died between
+        transactions; False (the client told) when none comes."""
         try:
             conn = self.guard.pool.acquire(self.name, self.log)
         except Refusal as refusal:
@@ -1528,9 +1650,83 @@ class Session:
         self.attach(conn)
         return True
 
+    # -- client -> relay --
+
+    def client_readable(self):
+        data = self.client.recv(65536)
+        if not data:
+            raise _SessionEnd(self.client_closed())
+        self.client_reader.feed(data)
+        if self.awaiting_data_reply and len(self.client_reader.buffer) > MAX_CLIENT_BACKLOG:
+            raise Refusal.because("421 4.5.0", "client sent too much before the reply to DATA")
+        self.client_input()
+
+    def client_input(self):
+        """Parse what the client sent: commands (forwarded, or answered by the guard), message data."""
+        out = bytearray()
+        while not self.awaiting_data_reply and not self.quitting:
+            if self.data_mode:
+                if not self.message_data(out):
+                    break
+                continue
+            line = self.client_reader.next_line()
+            if line is None:
+                if self.client_reader.overlong():
+                    self.expected.append((LOCAL, ["500 5.5.2 Line too long"], "close"))
+                    self.quitting = True
+                break
+            self.client_command(line, out)
+        if out:
+            self.conn.send(bytes(out))
+        self.answer_locally()
+
+    def client_command(self, line, out):
+        """One command: answered by the guard (in its turn), or added to ``out`` for the relay."""
+        text = decode(line).strip()
+        verb, _space, argument = text.partition(" ")
+        verb = verb.upper()
+        if self.answered_here(text, verb, argument):
+            return
+        if self.conn is None:
+            assert not out, "commands for a relay connection that is gone"
+            if not self.reconnect():
+                return
+        kind = verb.lower() if verb in TRACKED_COMMANDS else "other"
+        if kind in ("ehlo", "helo"):
+            # always EHLO upstream; the connection now belongs to this name
+            self.name = argument.split()[0]
+            line = encode("EHLO " + self.name)
+        elif kind == "mail":
+            line = self.guard.local_sender_line(line, self.log)
+        elif kind == "data":
+            self.awaiting_data_reply = True
+        self.conn.forwarded(kind)
+        self.expected.append((RELAY, kind))
+        out += line + CRLF
+
+    def answered_here(self, text, verb, argument):
+        """Commands the guard answers itself (queued in their turn); False for those the relay gets."""
+        if verb == "QUIT":
+            self.quitting = True
+            self.expected.append((LOCAL, ["221 2.0.0 closing connection"], "quit"))
+        elif verb == "BDAT":
+            # its data follows at once and could not be told from commands
+            self.quitting = True
+            self.expected.append((LOCAL, ["421 4.5.0 BDAT is not offered here (no CHUNKING); closing"], "close"))
+        elif not text:
+            self.expected.append((LOCAL, ["500 5.5.2 Error: bad syntax"], None))
+        elif verb in ("STARTTLS", "AUTH"):
+            self.expected.append((LOCAL, ["502 5.5.1 %s is not offered here: the relay guard speaks TLS and AUTH "
+                                          "to the relay" % verb], None))
+        elif verb in ("EHLO", "HELO") and not argument.split():
+            self.expected.append((LOCAL, ["501 5.5.4 Syntax: %s hostname" % verb], None))
+        else:
+            return False
+        return True
+
     def message_data(self, out):
         """Message lines up to the lone dot, passed on as they are (bare LF ends made CRLF); False: more needed."""
-        buffer = self.buffer
+        buffer = self.client_reader.buffer
         if not buffer:
             return False
         end = buffer.find(b"\n")
@@ -1555,30 +1751,26 @@ class Session:
         self.at_line_start = False
         return False
 
-    def send_relay(self, data):
-        try:
-            self.conn.sock.settimeout(self.timeouts["reply"])
-            self.conn.sock.sendall(data)
-        except OSError as exc:
-            raise self.conn.connection_failed(exc) from None
+    def client_closed(self):
+        """The client left without QUIT: a connection with replies owed or inside a message is not reused."""
+        if not self.idle_between_sessions():
+            if self.conn is not None:
+                self.conn.broken = True
+            return "client closed in the middle of a %s" % ("message" if self.data_mode else "command")
+        return "client closed"
 
-    # relay -> client
+    # -- relay -> client --
 
     def relay_input(self):
-        """Bytes from the relay: b"" at its end, None when nothing (but TLS records) came."""
-        sock = self.conn.sock
-        sock.settimeout(0.0)  # non-blocking: a readable TLS socket may carry only a session ticket, no data
-        try:
-            data = sock.recv(65536)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        """The relay's replies to the client; its end of the connection ends the session unless nothing was in
+        flight (the next command gets a new connection)."""
+        received = self.conn.receive()
+        if received is None:
             return
-        except OSError as exc:
-            self.log("%s: %s", self.conn.label, describe_error(exc), level=logging.WARNING)
-            data = b""
-        if data:
-            self.on_replies(self.collector.feed(data))
+        if received:
+            self.on_replies(self.replies.replies())
             return
-        self.on_replies(self.collector.flush())
+        self.on_replies(self.replies.flush())
         if self.conn is None:
             return
         if self.idle_between_transactions():
@@ -1587,13 +1779,6 @@ class Session:
         self.conn.broken = True
         self.tell_client(["421 4.4.2 relay %s closed the connection" % self.where])
         raise _SessionEnd("relay closed")
-
-    def tell_client(self, lines):
-        # a 421 is allowed at any time and makes the MTA defer whatever it was waiting for
-        try:
-            self.send_client(lines)
-        except OSError:
-            pass
 
     def on_replies(self, replies):
         for lines in replies:
@@ -1605,29 +1790,17 @@ class Session:
             self.unsolicited(lines, code)
             return
         _relay, kind = self.expected.popleft()
-        conn = self.conn
+        self.conn.replied(kind, lines, self.name)
         if kind in ("ehlo", "helo"):
             if 200 <= code < 300:
-                conn.ehlo, conn.name, conn.in_transaction = Reply(lines), self.name, False
-                lines = client_hello_lines(kind.upper(), conn.ehlo)
-            else:
-                conn.broken = True  # which name the relay now holds the session under is unclear: not reused
-        elif kind == "mail":
-            if 200 <= code < 300:
-                conn.in_transaction = True
-        elif kind == "rset":
-            if 200 <= code < 300:
-                conn.in_transaction = False
-        elif kind == "data":
+                lines = client_hello_lines(kind.upper(), self.conn.ehlo)
+        else:
+            lines = self.guard.relay_lines_for_client(lines, self.log)
+        if kind == "data":
             self.awaiting_data_reply = False
             if code == 354:
                 self.data_mode, self.at_line_start = True, True
-        elif kind == "message":
-            conn.in_transaction = False
-        if kind not in ("ehlo", "helo"):
-            lines = self.guard.relay_lines_for_client(lines, self.log)
         if code == 421:
-            conn.broken = True
             self.guard.pool.hold_off("closed_by_421")
             self.tell_client(lines)
             raise _SessionEnd("relay said %s" % Reply(lines).summary())
@@ -1671,16 +1844,8 @@ class Session:
             if action == "close":
                 raise _SessionEnd("closed: %s" % lines[-1])
 
-    def client_closed(self):
-        """The client left without QUIT: a connection with replies owed or inside a message is not reused."""
-        if self.data_mode or self.awaiting_data_reply or self.relay_replies_owed():
-            if self.conn is not None:
-                self.conn.broken = True
-            return "client closed in the middle of a %s" % ("message" if self.data_mode else "command")
-        return "client closed"
 
-
-# ---- the listener ------------------------------------------------------------------------------
+# ---- server ------------------------------------------------------------------------------------
 
 class _Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
@@ -1757,7 +1922,7 @@ class Guard:
             self._clients.add(client)
             number = next(self._numbers)
         try:
-            Session(self, client, peer, number).run()
+            ClientSession(self, client, peer, number).run()
         finally:
             with self._lock:
                 self._clients.discard(client)
@@ -1790,7 +1955,7 @@ class Guard:
         return rewritten
 
 
-# ---- command line ------------------------------------------------------------------------------
+# ---- main (the command line) -------------------------------------------------------------------
 
 class _Terminated(Exception):
     """SIGTERM arrived."""
@@ -1825,6 +1990,35 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def start(config):
+    """The guard, listening and running as its user; None (logged) when it cannot do either."""
+    try:
+        guard = Guard(config)
+    except OSError as exc:
+        LOG.error("cannot listen on %s: %s", _format_address((config["listen"]["address"], config["listen"]["port"])),
+                  describe_error(exc))
+        return None
+    try:
+        if drop_privileges(config["user"]):
+            LOG.info("running as user %s", config["user"])
+    except (OSError, KeyError) as exc:
+        LOG.error("cannot become user %s: %s", config["user"], describe_error(exc))
+        return None
+    return guard
+
+
+def log_start(guard, config):
+    relay, pool = config["relay"], config["pool"]
+    LOG.info("listening on %s, relay %s:%d (tls %s%s), %d retry rule(s), pool of %d connection(s) (%d idle at most, "
+             "%s s idle timeout)", _format_address(guard.server_address), relay["host"], relay["port"], relay["tls"],
+             "" if relay["verify"] or relay["tls"] in ("none", "opportunistic") else ", not verified",
+             len(guard.rewrites), pool["max_connections"], pool["max_idle"], pool["idle_timeout"])
+    local = config["local_senders"]
+    if local is not None:
+        LOG.info("senders at %s are sent as %s", ", ".join(local["domains"]),
+                 local["address"] if local["rewrite_to"] == "address" else "<user>@" + local["domain"])
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -1837,27 +2031,10 @@ def main(argv=None):
         return 0
     LOG.addHandler(log_handler())
     LOG.propagate = False
-    try:
-        guard = Guard(config)
-    except OSError as exc:
-        LOG.error("cannot listen on %s: %s", _format_address((config["listen"]["address"], config["listen"]["port"])),
-                  describe_error(exc))
+    guard = start(config)
+    if guard is None:
         return 1
-    try:
-        if drop_privileges(config["user"]):
-            LOG.info("running as user %s", config["user"])
-    except (OSError, KeyError) as exc:
-        LOG.error("cannot become user %s: %s", config["user"], describe_error(exc))
-        return 1
-    relay, pool = config["relay"], config["pool"]
-    LOG.info("listening on %s, relay %s:%d (tls %s%s), %d retry rule(s), pool of %d connection(s) (%d idle at most, "
-             "%s s idle timeout)", _format_address(guard.server_address), relay["host"], relay["port"], relay["tls"],
-             "" if relay["verify"] or relay["tls"] in ("none", "opportunistic") else ", not verified",
-             len(guard.rewrites), pool["max_connections"], pool["max_idle"], pool["idle_timeout"])
-    local = config["local_senders"]
-    if local is not None:
-        LOG.info("senders at %s are sent as %s", ", ".join(local["domains"]),
-                 local["address"] if local["rewrite_to"] == "address" else "<user>@" + local["domain"])
+    log_start(guard, config)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         guard.serve_forever()
