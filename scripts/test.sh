@@ -33,16 +33,29 @@ if ((needs_images)); then "$ROOT/scripts/setup.sh"; else "$ROOT/scripts/setup.sh
 # fresh alone needs only its own image.
 [[ " ${tiers[*]} " == *" fresh "* ]] && ((!needs_images)) && "$ROOT/scripts/build-images.sh" debian12
 
+owner_of() {
+    # The scenario (or tier) a container or network name belongs to: the longest known name N with the name
+    # equal to srt-N or starting srt-N-, so that srt-sendmail-smoke-deb11 is sendmail-smoke's, never sendmail's.
+    local name=$1 known best="" k
+    known=$(find "$ROOT/molecule" -mindepth 1 -maxdepth 1 -type d ! -name resources -printf '%f\n')
+    for k in $known fresh; do
+        [[ $name == "$SMARTHOST_PREFIX-$k" || $name == "$SMARTHOST_PREFIX-$k-"* ]] && ((${#k} > ${#best})) && best=$k
+    done
+    echo "$best"
+}
+
 remove_leftovers() {
     # A killed run may leave containers and networks behind: remove those of the scenarios (and the fresh
     # tier) about to run, by name (srt-<name>, srt-<name>-…, networks likewise), and nothing else.
-    local s ids nets
-    for s in "$@"; do
-        mapfile -t ids < <(podman ps -a --format '{{.Names}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
-        ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
-        mapfile -t nets < <(podman network ls --format '{{.Name}}' | grep -E "^${SMARTHOST_PREFIX}-(${s}|${s//_/-})(-|\$)" || true)
-        ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
-    done
+    local wanted=" $* " name ids=() nets=()
+    while read -r name; do
+        [[ -n $name && $wanted == *" $(owner_of "$name") "* ]] && ids+=("$name")
+    done < <(podman ps -a --format '{{.Names}}')
+    ((${#ids[@]} == 0)) || podman rm -f -t 2 "${ids[@]}" >/dev/null
+    while read -r name; do
+        [[ -n $name && $wanted == *" $(owner_of "$name") "* ]] && nets+=("$name")
+    done < <(podman network ls --format '{{.Name}}')
+    ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
     rm -rf "$CACHE/sanity"
 }
 
@@ -167,7 +180,12 @@ run_scenario() {
     if { if ((JOBS == 1)); then molecule test -s "$s" 2>&1 | tee "$log"; else molecule test -s "$s" >"$log" 2>&1; fi; }; then
         say "scenario $s passed in $((SECONDS - start))s"
     else
-        ((JOBS == 1)) || { say "scenario $s: last lines of its output"; tail -n 200 "$log"; }
+        if ((JOBS > 1)); then
+            say "scenario $s: its failed tests and last lines (whole output: $log)"
+            # testinfra's per-test lines and pytest's assertion lines, then the tail (molecule's destroy).
+            grep -E '(FAILED|ERROR)( |$)|^E  |^[a-z_/]+\.py:[0-9]+: ' "$log" | head -n 80
+            tail -n 40 "$log"
+        fi
         say "scenario $s FAILED after $((SECONDS - start))s"
         return 1
     fi
