@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.mta import check_mta
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS, ProfileReport, check_profile
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.secrets import mask, secrets_in
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.variables import unknown_variables
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
 from ansible_collections.smarthost.relay.plugins.plugin_utils._controller_check import ControllerCheckAction, add_findings
-from ansible_collections.smarthost.relay.plugins.plugin_utils._role_specs import role_variables
+from ansible_collections.smarthost.relay.plugins.plugin_utils._role_specs import role_secret_variables, role_variables
 
 _MTA_OPTIONS = ("mta", "mta_vars", "settings", "facts", "inventory")
+# The options whose values never appear in the result (its message, findings, warnings and normalized settings).
+SECRET_OPTIONS = ("auth_password",)
 
 
-def _scrub(text, secrets):
-    for secret in secrets:
-        if isinstance(secret, str) and len(secret) >= 3:
-            text = text.replace(secret, "********")
-    return text
+def _secrets(task_args, no_log_values):
+    """The call's secrets: its own secret options' values, and the passwords among the MTA variables and settings
+    it was given (the roles' no_log variables; the settings' auth_password, should they not be masked yet)."""
+    secrets = set(no_log_values)
+    secrets |= secrets_in(task_args.get("mta_vars"), role_secret_variables())
+    secrets |= secrets_in(task_args.get("settings"), SECRET_OPTIONS)
+    return secrets
 
 
 def _report(findings):
@@ -38,14 +43,19 @@ class ActionModule(ControllerCheckAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        args, errors, no_log_values = validate_from_doc(DOCUMENTATION, self._task.args)
+        args, errors, no_log_values = validate_from_doc(DOCUMENTATION, self._task.args, secret=SECRET_OPTIONS)
         result["changed"] = False
+        result = self._check(result, args, errors, task_vars)
+        return mask(result, _secrets(self._task.args, no_log_values))
+
+    @staticmethod
+    def _check(result, args, errors, task_vars):
         if not errors and args["mta"] not in (None, "detect") and not args["settings"]:
             errors.append("settings is required with mta: %s (pass the relay_settings fact)" % args["mta"])
         if errors:
             result["failed"] = True
-            result["msg"] = _scrub("relay_settings_check: invalid arguments:\n" + "\n".join(
-                "- [argument-spec] %s" % e for e in errors), no_log_values)
+            result["msg"] = "relay_settings_check: invalid arguments:\n" + "\n".join(
+                "- [argument-spec] %s" % e for e in errors)
             return result
         prefix = args.pop("variable_prefix")
         names = args.pop("variable_names")
@@ -69,5 +79,4 @@ class ActionModule(ControllerCheckAction):
             n = report.normalized
             result["msg"] = ("%s settings OK" % mta) if mta else "relay settings OK: %s:%s, tls %s, %s" % (
                 n["host"], n["port"], n["tls"], "SMTP AUTH" if n["auth"] else "IP allowlist")
-        result["msg"] = _scrub(result["msg"], no_log_values)
         return result

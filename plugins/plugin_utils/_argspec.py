@@ -26,18 +26,23 @@ def _convert(options):
     return spec
 
 
-def argument_spec_from_doc(documentation):
-    """The ``argument_spec`` dict for the ``options`` of a DOCUMENTATION string."""
+def argument_spec_from_doc(documentation, secret=()):
+    """The ``argument_spec`` dict for the ``options`` of a DOCUMENTATION string; the ``secret`` options get
+    ``no_log``, which DOCUMENTATION cannot say (validate-modules refuses the key there)."""
     doc = yaml_load(documentation) or {}
-    return _convert(doc.get("options"))
+    spec = _convert(doc.get("options"))
+    for name in secret:
+        spec[name]["no_log"] = True
+    return spec
 
 
-def validate_from_doc(documentation, parameters):
+def validate_from_doc(documentation, parameters, secret=()):
     """Validate ``parameters`` against the DOCUMENTATION's options.
 
     Returns ``(validated_parameters, error_messages, no_log_values)``; the
-    error messages are ansible-core's, each naming the option.
+    error messages are ansible-core's, each naming the option. ``no_log_values``
+    are the values of the ``secret`` options, which the caller keeps out of its output.
     """
-    validator = ArgumentSpecValidator(argument_spec_from_doc(documentation))
+    validator = ArgumentSpecValidator(argument_spec_from_doc(documentation, secret))
     result = validator.validate(dict(parameters))
     return result.validated_parameters, list(result.error_messages), set(result._no_log_values)
