@@ -22,7 +22,8 @@ description:
     C(domain), C(relay), C(port)), validated strictly; the result's C(text) is the file the
     C(smarthost.relay.qmail) role writes: O(header) comments, these routes in order, the routes of O(existing) whose
     domains are listed in O(keep), and the O(catchall) route last. Two routes for one domain are refused."
-  - Errors raise an error naming the offending element (O(variable)C([index])) and how to fix it.
+  - Errors raise an error naming the rule id (C([smtproutes-domain]), say), the offending element (O(variable)C([index]))
+    and how to fix it.
 positional: _input
 options:
   _input:
@@ -157,7 +158,7 @@ def qmail_route(value, addresses=None, catchall=None, existing="", keep=None, he
                                      % type(source).__name__)
         result["resolved"] = [resolve(routes, target) for target in args["addresses"]]
     except RelayRuleError as exc:
-        raise AnsibleFilterError("qmail_route: %s%s" % (exc.message, (" (fix: %s)" % exc.fix) if exc.fix else ""))
+        raise AnsibleFilterError("qmail_route: [%s] %s%s" % (exc.rule, exc.message, (" (fix: %s)" % exc.fix) if exc.fix else ""))
     return result
 
 

@@ -21,6 +21,8 @@ description:
     recipients_per_message; rate_delay_seconds = ceil(600 * recipients_per_message / per-server 10-minute budget)
     (0 at 60 messages per minute or more); sustained_messages_per_minute = per-server daily budget / 1440 /
     recipients_per_message; concurrency = clamp(ceil(messages_per_minute / 60), 1, 20)."
+  - Values outside these rules raise an error naming the rule id (C([margin-range]), C([servers-positive]), ...), the
+    option and how to fix it.
 positional: _input
 options:
   _input:
@@ -97,7 +99,7 @@ def relay_limits(value, paid=True, servers=1, margin=0.2, recipients_per_message
                                              args["recipients_per_message"]),
         }
     except RelayRuleError as exc:
-        raise AnsibleFilterError("relay_limits: %s (%s)" % (exc.message, exc.fix))
+        raise AnsibleFilterError("relay_limits: [%s] %s (%s)" % (exc.rule, exc.message, exc.fix))
 
 
 class FilterModule(object):

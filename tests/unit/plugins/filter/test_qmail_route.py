@@ -55,7 +55,8 @@ def test_plan_from_list():
 
 
 def test_errors_name_the_variable():
-    with pytest.raises(AnsibleFilterError, match=r"qmail_internal_routes\[0\]: .* is not a domain .*fix:"):
+    with pytest.raises(AnsibleFilterError,
+                       match=r"^qmail_route: \[smtproutes-domain\] qmail_internal_routes\[0\]: .* is not a domain .*fix:"):
         qmail_route(["bad domain:r.example.net"], variable="qmail_internal_routes")
     with pytest.raises(AnsibleFilterError, match=r"qmail_keep_routes\[0\]"):
         qmail_route([], existing=":x\n", keep=[""], keep_variable="qmail_keep_routes")

@@ -31,10 +31,10 @@ def test_caps_and_unpaid():
 
 
 @pytest.mark.parametrize("value, kwargs, match", [
-    (0, {}, "licenses must be a positive integer"),
+    (0, {}, r"^relay_limits: \[licenses-positive\] licenses must be a positive integer"),
     ("many", {}, "_input"),
-    (10, {"servers": 0}, "servers must be a positive integer"),
-    (10, {"margin": 1.5}, "margin"),
+    (10, {"servers": 0}, r"^relay_limits: \[servers-positive\] servers must be a positive integer"),
+    (10, {"margin": 1.5}, r"^relay_limits: \[margin-range\] margin "),
     (10, {"paid": "perhaps"}, "paid"),
 ])
 def test_errors(value, kwargs, match):
