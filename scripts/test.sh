@@ -5,6 +5,8 @@
 #   scripts/test.sh lint molecule   chosen tiers
 # Tiers: unit lint sanity build molecule fresh. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
 # SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time; SMARTHOST_MOLECULE_VERBOSE=0 drops -vvv --diff.
+# sanity: ansible-test sanity, then the integration targets (tests/integration/targets); SMARTHOST_SANITY_PARTS=integration
+# runs the targets alone, SMARTHOST_INTEGRATION_TARGETS="relay_settings_check ..." only those.
 # fresh: the README's set-up and SMARTHOST_FRESH_TIERS (default "unit lint build"; sanity fits too) in a new Debian 12
 # container with only the checkout copied in; its whole log in .cache/logs/fresh.log.
 # shellcheck source=scripts/lib.sh
@@ -93,18 +95,32 @@ install_pip_bootstrap() {
     cp "$ROOT/tests/bed/ansible_test_get_pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 }
 
+sanity_tests() {
+    # validate-modules needs pwsh for the Exchange .ps1 modules, which this machine cannot have: it runs
+    # on the Python modules and doc stubs only (the .ps1 are parsed by tests/unit instead).
+    ansible-test sanity --local --python 3.11 --color no --skip-test validate-modules &&
+        ansible-test sanity --local --python 3.11 --color no --test validate-modules plugins/modules/*.py
+}
+
+integration_targets() {
+    # One target per controller-side plugin, run --local in the sanity venv (ansible-core, netaddr): the targets
+    # only run plugins on the controller, on testhost (connection local), and connect to nothing.
+    local start=$SECONDS targets
+    read -ra targets <<<"${SMARTHOST_INTEGRATION_TARGETS:-}"
+    ansible-test integration --local --python 3.11 --color no "${targets[@]}" || return 1
+    say "integration targets passed in $((SECONDS - start))s"
+}
+
 tier_sanity() {
     # ansible-test needs the collection under ansible_collections/<ns>/<name>: copy the tracked tree.
-    local venv dest=$CACHE/sanity/ansible_collections/smarthost/relay
+    local venv dest=$CACHE/sanity/ansible_collections/smarthost/relay parts=${SMARTHOST_SANITY_PARTS:-sanity integration}
     venv=$(sanity_venv)
     install_pip_bootstrap "$venv"
     rm -rf "$CACHE/sanity" && mkdir -p "$dest"
     git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$dest"
-    # validate-modules needs pwsh for the Exchange .ps1 modules, which this machine cannot have: it runs
-    # on the Python modules and doc stubs only (the .ps1 are parsed by tests/unit instead).
     (cd "$dest" && git init -q && git add -A && export PATH=$venv/bin:$PATH &&
-        ansible-test sanity --local --python 3.11 --color no --skip-test validate-modules &&
-        ansible-test sanity --local --python 3.11 --color no --test validate-modules plugins/modules/*.py)
+        { [[ " $parts " != *" sanity "* ]] || sanity_tests; } &&
+        { [[ " $parts " != *" integration "* ]] || integration_targets; })
 }
 
 tier_build() {
