@@ -31,4 +31,3 @@ def test_mask_reaches_every_string_and_key():
 def test_mask_without_secrets_returns_the_value():
     value = {"msg": "x"}
     assert mask(value, set()) is value and mask(value, {""}) is value
-
