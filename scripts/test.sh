@@ -3,7 +3,7 @@
 #   scripts/test.sh                 every tier
 #   scripts/test.sh unit            the fast tier only (< 2 min)
 #   scripts/test.sh lint molecule   chosen tiers
-# Tiers: unit lint sanity build molecule fresh. SMARTHOST_SCENARIOS="bed postfix" limits molecule;
+# Tiers: unit lint sanity build molecule fresh. SMARTHOST_SCENARIOS="swaks postfix" limits molecule;
 # SMARTHOST_MOLECULE_JOBS=1 runs its scenarios one at a time; SMARTHOST_MOLECULE_VERBOSE=0 drops -vvv --diff.
 # sanity: ansible-test sanity, then the integration targets (tests/integration/targets); SMARTHOST_SANITY_PARTS=integration
 # runs the targets alone, SMARTHOST_INTEGRATION_TARGETS="relay_settings_check ..." only those.
@@ -13,9 +13,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_TIERS=(unit lint sanity build molecule fresh)
-# Scenario matrix: bed and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
+# Scenario matrix: swaks and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
 # Longest first, so that two at a time finish close together.
-SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke bed}
+SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke swaks}
 JOBS=${SMARTHOST_MOLECULE_JOBS:-2}
 FRESH_TIERS=${SMARTHOST_FRESH_TIERS:-unit lint build}
 FRESH_IMAGE=localhost/smarthost-debian:12

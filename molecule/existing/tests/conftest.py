@@ -5,16 +5,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
 # The scenario logs every ansible-playbook run to ANSIBLE_LOG_PATH; test_site_playbook.py greps it for the password.
 LOG_PATH = os.environ.get("ANSIBLE_LOG_PATH")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,11 +24,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import doctor_cases  # noqa: E402  pylint: disable=wrong-import-position
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
-from doctor_cases import CAUSES, row  # noqa: E402  pylint: disable=wrong-import-position
-from relay_record import arrived, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+import doctor_cases
+import relay_record
+from doctor_cases import CAUSES, row
+from relay_record import arrived, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 RELAY_CONTAINER = "srt-postfix-relay"

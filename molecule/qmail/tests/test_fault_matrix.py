@@ -29,7 +29,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,12 +36,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import fault_matrix  # noqa: E402  pylint: disable=wrong-import-position
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import fault_matrix
+import relay_record
 # The collection's reply catalogue and HELO rules (plugins/module_utils/_relay), as the stand-in imports them.
-from relay_standin.engine import replies, session as relay_session  # noqa: E402  pylint: disable=wrong-import-position
+from relay_standin.engine import replies, session as relay_session
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY = "srt-qmail-relay"

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
 
 TRIES = 10
 # Connects TRIES times to port 2525 of each address given; prints [address, result, first bytes] per try.

@@ -15,15 +15,13 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-qmail-relay"

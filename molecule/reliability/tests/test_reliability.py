@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import fault_matrix  # noqa: E402  pylint: disable=wrong-import-position
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
-from fault_matrix import Batch  # noqa: E402  pylint: disable=wrong-import-position
-from relay_record import podman, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+import fault_matrix
+import relay_record
+from fault_matrix import Batch
+from relay_record import podman, wait_for
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY = "srt-reliability-relay"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 import time
 import uuid
 from collections import namedtuple
@@ -24,8 +23,7 @@ import yaml
 
 import relay_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
-import relay_standin.engine  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+import relay_standin.engine  # noqa: F401  pylint: disable=unused-import
 # the rule engine as the stand-in imports it (top-level _relay): the doctor's own readers tell the tests when the
 # MTA has met the cause (doctor_parsers: for the scenarios' tests, which read their MTA's queue with it)
 # pylint: disable-next=wrong-import-position,import-error,unused-import

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
 
 MTA = relay_record.group_hosts("mta")[0]
 USER = "mta@example.com"

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-import relay_record  # noqa: E402  pylint: disable=wrong-import-position
-from relay_record import arrived, sha, wait_for  # noqa: E402  pylint: disable=wrong-import-position
+import relay_record
+from relay_record import arrived, sha, wait_for
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY_CONTAINER = "srt-sendmail-relay"

@@ -25,13 +25,13 @@ def swaks(client, *args, message_id):
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda h: h.backend.name)
 def test_submission_starttls_auth_verified(client, relay):
     mid = relay_record.unique_id("587")
-    result = swaks(client, "--port", "587", "--tls", "--auth", "PLAIN", "--auth-user", "bed@example.com",
-                   "--auth-password", "bed-secret-pw", "--ehlo", "mta.example.com", message_id=mid)
+    result = swaks(client, "--port", "587", "--tls", "--auth", "PLAIN", "--auth-user", "swaks@example.com",
+                   "--auth-password", "swaks-secret-pw", "--ehlo", "mta.example.com", message_id=mid)
     assert result.rc == 0, result.stdout + result.stderr
     [record] = relay_record.wait_for_transactions(relay, message_id=mid)
     assert record["verdict"] == "accepted"
     assert record["port"] == 587 and record["tls"] is True
-    assert record["auth_user"] == "bed@example.com"
+    assert record["auth_user"] == "swaks@example.com"
     assert record["helo"] == "mta.example.com"
     assert record["sender"] == "app@example.com" and record["recipients"] == ["someone@example.net"]
 
