@@ -126,15 +126,32 @@ class ProfileReport:
         }
 
 
+
+# Keys of ProfileReport.normalized, in the order it publishes them: the profile keys, then the derived values.
+_NORMALIZED_KEYS = PROFILE_KEYS + (
+    "identity", "customer_domain", "sender_rewrite", "null_sender_recipient_limit", "allowlist_total", "limits",
+    "throttles", "retry_replies", "local_senders",
+)
+
+
 class _Checker:
+    """The profile being checked (``profile``, read through the typed getters, which report wrong types), the
+    settings normalized so far (``normalized``, every key present from the start so that the published order is
+    fixed) and the findings. The checks in ``_CHECKS`` run in order, each reading what earlier ones normalized;
+    the few facts a later check needs that ``normalized`` does not publish are attributes."""
+
     def __init__(self, profile):
         self.profile = profile
+        self.normalized = dict.fromkeys(_NORMALIZED_KEYS)
         self.findings = []
+        self.host_is_ip = False
+        self.auth_identifies = False
+        self.helo_domain = None
+        self.has_allowlist = False
 
     def add(self, variable, rule, message, fix="", severity="error"):
         self.findings.append(Finding(variable, rule, message, fix, severity))
 
-    # --- typed getters -------------------------------------------------
     def present(self, key):
         return self.profile.get(key) is not None
 
@@ -183,11 +200,16 @@ class _Checker:
         self.add(key, "type-list", "%s must be a list, got %s" % (key, type(value).__name__), "write %s as a YAML list" % key)
         return []
 
-
-def _mask(text, secret):
-    if secret and isinstance(text, str) and len(secret) >= 3:
-        return text.replace(secret, C.SECRET_MASK)
-    return text
+    def report(self):
+        """The ``ProfileReport``: the secret masked wherever it appears (like no_log), findings by severity."""
+        password = self.profile.get("auth_password")
+        secret = password if isinstance(password, str) else None
+        report = ProfileReport(_mask_all(self.normalized, secret))
+        for f in self.findings:
+            f.message = _mask(f.message, secret)
+            f.fix = _mask(f.fix, secret)
+            {"error": report.errors, "warning": report.warnings, "note": report.notes}[f.severity].append(f)
+        return report
 
 
 def check_profile(profile):
@@ -201,35 +223,42 @@ def check_profile(profile):
                                      "pass the settings as a mapping of profile keys"))
         return report
     ck = _Checker(profile)
-    secret = profile.get("auth_password") if isinstance(profile.get("auth_password"), str) else None
+    for check in _CHECKS:
+        check(ck)
+    return ck.report()
 
-    for key in profile:
+
+def _check_keys(ck):
+    for key in ck.profile:
         if key not in PROFILE_KEYS:
             close = difflib.get_close_matches(str(key), PROFILE_KEYS, n=1)
             ck.add(str(key), "profile-unknown-key", "%r is not a relay profile setting" % (key,),
                    ("did you mean %r?" % close[0]) if close else "remove it; known settings: %s" % ", ".join(PROFILE_KEYS))
 
-    # --- host ------------------------------------------------------------
+
+def _check_host(ck):
+    """``host`` is normalized to None when it is not usable at all (brackets, a port, not a host name)."""
     host = ck.string("host") or C.DEFAULT_RELAY_HOST
-    host_ok = True
-    host_is_ip = False
     if host.startswith("[") or host.endswith("]") or (":" in host and not _looks_ipv6(host)):
         bare = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
         ck.add("host", "host-syntax", "host %r must be the bare relay name, without brackets or a port" % host,
                "write host: %s and set the port with port:" % bare)
-        host_ok = False
-    elif _looks_ip(host):
-        host_is_ip = True
+        return
+    if _looks_ip(host):
+        ck.host_is_ip = True
     elif not is_hostname(host):
         ck.add("host", "host-syntax", "host %r is not a valid host name" % host, "use %s" % C.DEFAULT_RELAY_HOST)
-        host_ok = False
+        return
     else:
         host = normalize_domain(host)
         if host not in C.KNOWN_RELAY_HOSTS and not _in_google_domains(host):
             ck.add("host", "host-not-google", "host %s is not Google's relay (%s); fine for a test stand-in" % (host, C.DEFAULT_RELAY_HOST),
                    "use %s in production" % C.DEFAULT_RELAY_HOST, "note")
+    ck.normalized["host"] = host
 
-    # --- port and TLS ----------------------------------------------------
+
+def _check_port_and_tls(ck):
+    """An unset (or unusable) ``tls`` follows from the port, and an unset port from ``tls``."""
     port = ck.integer("port")
     tls = ck.string("tls")
     if tls is not None:
@@ -242,15 +271,20 @@ def check_profile(profile):
         ck.add("port", "port-allowed", "port %d is not a relay port; the relay listens on 25, 465 and 587 only%s"
                % (port, "; 0 or less does not mean unset" if port <= 0 else ""),
                "use port: 587 (with tls: required), or leave port unset (null) to derive it from tls")
-    tls_derived = tls is None
     if tls is None:
         tls = {C.PORT_IMPLICIT_TLS: C.TLS_IMPLICIT, C.PORT_SMTP: C.TLS_OPPORTUNISTIC}.get(port, C.TLS_REQUIRED)
-        if port == C.PORT_SMTP and "tls" not in profile:
+        if port == C.PORT_SMTP and "tls" not in ck.profile:
             ck.add("tls", "tls-mode", "tls is not set; with port 25 it defaults to opportunistic STARTTLS",
                    "set tls explicitly (required with port 587 is the safe choice)", "note")
     if port is None:
         port = C.PORT_IMPLICIT_TLS if tls == C.TLS_IMPLICIT else C.PORT_SUBMISSION
-    if not tls_derived or "tls" in profile:
+    ck.normalized.update(port=port, tls=tls)
+
+
+def _check_port_fits_tls(ck):
+    port, tls = ck.normalized["port"], ck.normalized["tls"]
+    # Only a tls the profile names (even as null or a bad value) is held to the port; one derived from it is not.
+    if "tls" in ck.profile:
         if tls == C.TLS_REQUIRED and port != C.PORT_SUBMISSION:
             ck.add("port", "tls-required-port-587",
                    "tls: required needs port 587, not %d; the document: if you require TLS encryption, "
@@ -263,7 +297,15 @@ def check_profile(profile):
         ck.add("tls", "port-465-implicit-tls",
                "port 465 speaks TLS from the first byte (implicit TLS); tls: %s cannot talk to it" % tls,
                "set tls: implicit for port 465, or use port 587 (tls: required) or 25")
-    tls_on = tls in (C.TLS_REQUIRED, C.TLS_IMPLICIT)
+
+
+def _tls_on(ck):
+    return ck.normalized["tls"] in (C.TLS_REQUIRED, C.TLS_IMPLICIT)
+
+
+def _check_tls_verify(ck):
+    tls = ck.normalized["tls"]
+    tls_on = _tls_on(ck)
     tls_verify = ck.boolean("tls_verify", tls_on)
     if ck.present("tls_verify") and tls_verify and tls == C.TLS_NONE:
         ck.add("tls_verify", "tls-verify-needs-tls", "tls_verify: true needs TLS, but tls is none",
@@ -273,29 +315,62 @@ def check_profile(profile):
                "tls_verify has no effect with tls: opportunistic (a server that may fall back to plain text cannot insist on a certificate)",
                "set tls: required (port 587) to verify the relay's certificate", "warning")
     elif tls_on and not tls_verify:
+        # auth is read (and its type checked) later, by _check_auth; its raw value only picks the wording here.
         ck.add("tls_verify", "tls-verify-off",
                "certificate verification is off: anyone between you and the relay can impersonate it%s"
-               % (" and capture the SMTP AUTH credentials" if profile.get("auth") in (True, "true", "yes") else ""),
+               % (" and capture the SMTP AUTH credentials" if ck.profile.get("auth") in (True, "true", "yes") else ""),
                "leave tls_verify: true (the default) and trust the relay's CA", "warning")
-    if host_ok:
-        _check_host_certificate(ck, host, host_is_ip, tls_verify and tls_on)
+    ck.normalized["tls_verify"] = tls_verify
+
+
+def _check_host_certificate(ck):
+    """With verification on, the relay's certificate must be able to match ``host``: refuse an address and a
+    Google name the certificate does not carry (names outside Google's domains are stand-ins or private relays,
+    whose certificates the caller controls: ``host-not-google`` notes them)."""
+    host = ck.normalized["host"]
+    if host is None:
+        return
+    verify = ck.normalized["tls_verify"] and _tls_on(ck)
+    if ck.host_is_ip:
+        if verify:
+            ck.add("host", "host-ip-literal",
+                   "host %s is an address while certificate verification is on: the relay's certificate names %s, "
+                   "so verification fails on every connection and mail stays queued" % (host, C.DEFAULT_RELAY_HOST),
+                   "set host: %s (the relay's name)" % C.DEFAULT_RELAY_HOST)
+        else:
+            ck.add("host", "host-syntax", "host %r is an address; the relay's TLS certificate names %s"
+                   % (host, C.DEFAULT_RELAY_HOST), "use the relay's host name (%s)" % C.DEFAULT_RELAY_HOST, "warning")
+    elif verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
+        ck.add("host", "host-certificate-name",
+               "host %s is not a name the relay's certificate carries (%s) while certificate verification is on, "
+               "so verification fails on every connection and mail stays queued"
+               % (host, ", ".join(C.KNOWN_RELAY_HOSTS)),
+               "set host: %s" % C.DEFAULT_RELAY_HOST)
+    elif not verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
+        ck.add("host", "host-not-google", "host %s is not Google's relay (%s)" % (host, C.DEFAULT_RELAY_HOST),
+               "use %s" % C.DEFAULT_RELAY_HOST, "note")
+
+
+def _check_tls_ca_file(ck):
     tls_ca_file = ck.string("tls_ca_file")
-    if tls_ca_file and not (tls_verify and tls != C.TLS_NONE):
+    if tls_ca_file and not (ck.normalized["tls_verify"] and ck.normalized["tls"] != C.TLS_NONE):
         ck.add("tls_ca_file", "tls-ca-file-unused", "tls_ca_file is set but certificates are not verified",
                "remove tls_ca_file, or set tls_verify: true with tls: required", "warning")
+    ck.normalized["tls_ca_file"] = tls_ca_file
 
-    # --- SMTP AUTH ---------------------------------------------------------
+
+def _check_auth(ck):
     auth = ck.boolean("auth", False)
     auth_username = ck.string("auth_username")
-    auth_password = profile.get("auth_password")
+    auth_password = ck.profile.get("auth_password")
     if auth_password is not None and not isinstance(auth_password, str):
         ck.add("auth_password", "type-str", "auth_password must be a string (value not shown)", "quote auth_password")
         auth_password = None
     if auth:
-        if tls != C.TLS_REQUIRED:
+        if ck.normalized["tls"] != C.TLS_REQUIRED:
             ck.add("auth", "auth-requires-tls",
                    "SMTP AUTH needs tls: required (STARTTLS on port 587), not tls: %s; the document: "
-                   "SMTP Authentication requires TLS encryption, and Require TLS means port 587" % tls,
+                   "SMTP Authentication requires TLS encryption, and Require TLS means port 587" % ck.normalized["tls"],
                    "set tls: required and port: 587")
         if not auth_username:
             ck.add("auth_username", "auth-credentials", "auth is on but auth_username is not set",
@@ -307,8 +382,12 @@ def check_profile(profile):
         ck.add("auth_username" if auth_username else "auth_password", "auth-unused",
                "auth_username/auth_password are set but auth is off, so they are not used",
                "set auth: true, or remove the credentials", "warning")
+    ck.auth_identifies = bool(auth and auth_username and auth_password)
+    ck.normalized.update(auth=auth, auth_username=auth_username,
+                         auth_password=C.SECRET_MASK if auth_password else None)
 
-    # --- domains and HELO ----------------------------------------------------
+
+def _check_domains(ck):
     domains = []
     for index, name in enumerate(ck.strlist("domains")):
         var = "domains[%d]" % index
@@ -321,20 +400,31 @@ def check_profile(profile):
             ck.add(var, "domain-duplicate", "%s is listed twice" % norm, "remove %s" % var, "warning")
             continue
         domains.append(norm)
+    # Reads domains again, so a value of the wrong type gets its type-list finding twice: kept as it was.
     if not ck.strlist("domains"):
         ck.add("domains", "domains-required", "domains is empty; the relay's rules all refer to your domains",
                "list the customer's domains (primary, secondary, alias), e.g. [example.com]")
-    if auth and auth_username:
-        user_domain = auth_username.rsplit("@", 1)[1] if "@" in auth_username else None
-        if not user_domain or not is_fqdn(user_domain) or not auth_username.rsplit("@", 1)[0]:
-            ck.add("auth_username", "auth-username-address",
-                   "auth_username %r is not an address; the relay logs in registered users by their address "
-                   "(user@domain), so every login fails and mail stays queued" % auth_username,
-                   "use the full address of a registered user, e.g. relay@%s" % (domains[0] if domains else "example.com"))
-        elif domains and not domain_matches(user_domain, domains):
-            ck.add("auth_username", "auth-username-address",
-                   "auth_username's domain %s is not one of domains; SMTP AUTH identifies the sending domain" % user_domain,
-                   "log in as a registered user of %s" % domains[0], "warning")
+    ck.normalized["domains"] = domains
+
+
+def _check_auth_username(ck):
+    auth_username, domains = ck.normalized["auth_username"], ck.normalized["domains"]
+    if not (ck.normalized["auth"] and auth_username):
+        return
+    user_domain = auth_username.rsplit("@", 1)[1] if "@" in auth_username else None
+    if not user_domain or not is_fqdn(user_domain) or not auth_username.rsplit("@", 1)[0]:
+        ck.add("auth_username", "auth-username-address",
+               "auth_username %r is not an address; the relay logs in registered users by their address "
+               "(user@domain), so every login fails and mail stays queued" % auth_username,
+               "use the full address of a registered user, e.g. relay@%s" % (domains[0] if domains else "example.com"))
+    elif domains and not domain_matches(user_domain, domains):
+        ck.add("auth_username", "auth-username-address",
+               "auth_username's domain %s is not one of domains; SMTP AUTH identifies the sending domain" % user_domain,
+               "log in as a registered user of %s" % domains[0], "warning")
+
+
+def _check_helo(ck):
+    domains = ck.normalized["domains"]
     helo = ck.string("helo_name")
     if helo is not None:
         if not is_fqdn(helo):
@@ -342,9 +432,11 @@ def check_profile(profile):
                    "use the server's full name inside your domain, e.g. mail.%s" % (domains[0] if domains else "example.com"))
         else:
             helo = normalize_domain(helo)
-    helo_domain = helo_identifies_customer(helo, domains) if helo else None
+    ck.helo_domain = helo_identifies_customer(helo, domains) if helo else None
+    ck.normalized["helo_name"] = helo
 
-    # --- allowed senders -----------------------------------------------------
+
+def _check_sender_mode(ck):
     senders = ck.string("allowed_senders")
     if senders is None:
         senders = C.SENDERS_REGISTERED
@@ -352,150 +444,94 @@ def check_profile(profile):
         ck.add("allowed_senders", "sender-mode", "allowed_senders %r is not one of %s" % (senders, ", ".join(C.SENDER_MODES)),
                "use registered_users or domain_addresses")
         senders = C.SENDERS_REGISTERED
-    foreign = ck.boolean("foreign_senders", False)
-    null_sender = ck.boolean("null_sender", False)
-    auth_identifies = bool(auth and auth_username and auth_password)
+    ck.normalized.update(allowed_senders=senders, foreign_senders=ck.boolean("foreign_senders", False),
+                         null_sender=ck.boolean("null_sender", False))
+
+
+def _derive_identity(ck):
+    """How the relay knows the customer (``identity``: auth, helo or None) and which of the domains it takes as
+    theirs (``customer_domain``: AUTH's, HELO's, else the first listed)."""
+    n = ck.normalized
     customer_domain = None
-    if auth_identifies and "@" in auth_username:
-        customer_domain = domain_matches(auth_username.rsplit("@", 1)[1], domains)
-    customer_domain = customer_domain or helo_domain or (domains[0] if domains else None)
-    identity = "auth" if auth else ("helo" if helo_domain else None)
+    if ck.auth_identifies and "@" in n["auth_username"]:
+        customer_domain = domain_matches(n["auth_username"].rsplit("@", 1)[1], n["domains"])
+    n["customer_domain"] = customer_domain or ck.helo_domain or (n["domains"][0] if n["domains"] else None)
+    n["identity"] = "auth" if n["auth"] else ("helo" if ck.helo_domain else None)
+
+
+def _check_sender_identity(ck):
+    """Any address, foreign senders and the null sender each need AUTH or a HELO name in the customer's domains."""
+    n = ck.normalized
+    if n["auth"]:
+        return
+    helo, domains = n["helo_name"], n["domains"]
+    if helo is None:
+        why = "helo_name is not set"
+    elif ck.helo_domain is None:
+        why = "helo_name %s is not a fully qualified name inside any of domains (%s)" % (helo, ", ".join(domains) or "none listed")
+    else:
+        return
     triggers = []
-    if senders == C.SENDERS_ANY:
+    if n["allowed_senders"] == C.SENDERS_ANY:
         triggers.append(("allowed_senders", "allowed_senders is any_address"))
-    if foreign:
+    if n["foreign_senders"]:
         triggers.append(("foreign_senders", "the server sends mail from domains you do not own (foreign_senders)"))
-    if null_sender:
+    if n["null_sender"]:
         triggers.append(("null_sender", "the server sends mail with a null envelope sender (bounces, vacation replies)"))
-    if not auth:
-        if helo is None:
-            why = "helo_name is not set"
-        elif helo_domain is None:
-            why = "helo_name %s is not a fully qualified name inside any of domains (%s)" % (helo, ", ".join(domains) or "none listed")
-        else:
-            why = None
-        if why:
-            for var, what in triggers:
-                ck.add(var, "sender-identity",
-                       "%s, so the relay must identify you by SMTP AUTH or by one of your domain names in HELO/EHLO; "
-                       "auth is off and %s" % (what, why),
-                       "set auth: true (tls: required, port: 587, auth_username, auth_password), or helo_name: "
-                       "mail.%s" % (domains[0] if domains else "example.com"))
+    for var, what in triggers:
+        ck.add(var, "sender-identity",
+               "%s, so the relay must identify you by SMTP AUTH or by one of your domain names in HELO/EHLO; "
+               "auth is off and %s" % (what, why),
+               "set auth: true (tls: required, port: 587, auth_username, auth_password), or helo_name: "
+               "mail.%s" % (domains[0] if domains else "example.com"))
+
+
+def _check_any_address(ck):
+    senders = ck.normalized["allowed_senders"]
     if senders == C.SENDERS_ANY:
         ck.add("allowed_senders", "any-address-not-recommended", C.ANY_ADDRESS_WARNING,
                "prefer registered_users or domain_addresses", "warning")
-    if foreign and senders != C.SENDERS_ANY:
+    if ck.normalized["foreign_senders"] and senders != C.SENDERS_ANY:
         ck.add("allowed_senders", "foreign-senders-need-any-address",
                "foreign_senders is true but allowed_senders is %s, which accepts only senders in your domains" % senders,
                "set allowed_senders: any_address, or stop sending from domains you do not own")
-    sender_rewrite = None
-    if foreign:
-        sender_rewrite = "postmaster@%s" % (customer_domain or "[your domain]")
-        ck.add("foreign_senders", "sender-rewrite",
-               "the relay rewrites envelope senders outside your domains to %s. %s" % (sender_rewrite, C.REWRITE_NOTE),
-               "expect bounces for such mail to go to %s" % sender_rewrite, "note")
-    if null_sender:
-        ck.add("null_sender", "null-sender-single-recipient",
-               "The SMTP Relay service does not support multiple envelope recipients (RCPT TO) when specifying "
-               "a null envelope sender (MAIL FROM: <>); the roles configure one recipient per null-sender transaction",
-               "nothing to do when a smarthost.relay role configures the server", "note")
-    if auth_identifies:
+
+
+def _check_sender_rewrite(ck):
+    if not ck.normalized["foreign_senders"]:
+        return
+    sender_rewrite = "postmaster@%s" % (ck.normalized["customer_domain"] or "[your domain]")
+    ck.add("foreign_senders", "sender-rewrite",
+           "the relay rewrites envelope senders outside your domains to %s. %s" % (sender_rewrite, C.REWRITE_NOTE),
+           "expect bounces for such mail to go to %s" % sender_rewrite, "note")
+    ck.normalized["sender_rewrite"] = sender_rewrite
+
+
+def _check_null_sender(ck):
+    if not ck.normalized["null_sender"]:
+        return
+    ck.add("null_sender", "null-sender-single-recipient",
+           "The SMTP Relay service does not support multiple envelope recipients (RCPT TO) when specifying "
+           "a null envelope sender (MAIL FROM: <>); the roles configure one recipient per null-sender transaction",
+           "nothing to do when a smarthost.relay role configures the server", "note")
+    ck.normalized["null_sender_recipient_limit"] = C.NULL_SENDER_MAX_RECIPIENTS
+
+
+def _check_auth_user_limits(ck):
+    if ck.auth_identifies:
         ck.add("auth_username", "auth-user-limits",
                "mail relayed with SMTP AUTH as %s may count against that user's limit of %s messages and %s unique "
-               "recipients per 24 h" % (auth_username, "{:,}".format(C.USER_DAILY_MESSAGES),
+               "recipients per 24 h" % (ck.normalized["auth_username"], "{:,}".format(C.USER_DAILY_MESSAGES),
                                         "{:,}".format(C.USER_DAILY_UNIQUE_RECIPIENTS)),
                "spread heavy senders over several users or rely on the IP allowlist", "note")
-    local_senders = _local_senders(ck, senders, domains, customer_domain,
-                                   auth_username if auth_identifies else None)
 
-    # --- allowlist ------------------------------------------------------------
-    entries = ck.strlist("allowlist")
-    egress = ck.strlist("egress_addresses")
-    normalized_allowlist = []
-    allowlist_total = 0
-    has_allowlist = any(not (isinstance(e, dict) and not e.get("enabled", True)) for e in entries)
-    if entries or egress:
-        if not HAS_NETADDR:
-            ck.add("allowlist", "netaddr-missing", "the Python library netaddr is required to check the allowlist",
-                   "install netaddr on the controller (pip install netaddr)")
-        elif entries:
-            report = check_allowlist(entries, egress if egress else None)
-            ck.findings.extend(report.errors + report.warnings)
-            by_index = {r["index"]: r for r in report.ranges}
-            for index, entry in enumerate(entries):
-                rng = by_index.get(index)
-                if rng is None:
-                    continue
-                if isinstance(entry, dict):
-                    normalized_allowlist.append({"range": rng["cidr"], "enabled": rng["enabled"], "description": rng["description"]})
-                else:
-                    normalized_allowlist.append(rng["cidr"])
-            allowlist_total = report.total
-    if not auth and not has_allowlist:
-        ck.add("allowlist", "allowlist-or-auth",
-               "neither an IP allowlist nor SMTP AUTH is configured, so the relay would accept no mail from this server",
-               "list the server's public egress address(es) in allowlist, or set auth: true with credentials")
 
-    # --- licences and fleet ---------------------------------------------------
-    licenses = ck.integer("licenses")
-    paid = ck.boolean("paid", True)
-    servers = ck.integer("servers")
-    limits = throttles = None
-    if licenses is not None and licenses < 1:
-        ck.add("licenses", "licenses-positive",
-               "licenses must be at least 1, got %d (0 or less does not mean unknown)" % licenses,
-               "set licenses to the number of user licences in the account, or leave it unset (null) when unknown")
-        licenses = None
-    if servers is not None and servers < 1:
-        ck.add("servers", "servers-positive", "servers must be at least 1, got %d" % servers,
-               "set servers to the number of mail servers relaying through the service")
-        servers = None
-    if servers is None:
-        servers = 1
-    if licenses is not None:
-        try:
-            limits = sending_limits(licenses, paid)
-            throttles = suggested_throttles(licenses, paid, servers)
-        except RelayRuleError as exc:  # pragma: no cover - values checked above
-            ck.findings.append(exc.to_finding("licenses"))
-
-    normalized = {
-        "host": host if host_ok else None,
-        "port": port,
-        "tls": tls,
-        "tls_verify": tls_verify,
-        "tls_ca_file": tls_ca_file,
-        "auth": auth,
-        "auth_username": auth_username,
-        "auth_password": C.SECRET_MASK if auth_password else None,
-        "allowed_senders": senders,
-        "domains": domains,
-        "helo_name": helo,
-        "foreign_senders": foreign,
-        "null_sender": null_sender,
-        "allowlist": normalized_allowlist,
-        "egress_addresses": [str(e) for e in egress],
-        "licenses": licenses,
-        "paid": paid,
-        "servers": servers,
-        "local_sender": local_senders["address"] if local_senders["source"] == "local_sender" else None,
-        # derived
-        "identity": identity,
-        "customer_domain": customer_domain,
-        "sender_rewrite": sender_rewrite,
-        "null_sender_recipient_limit": C.NULL_SENDER_MAX_RECIPIENTS if null_sender else None,
-        "allowlist_total": allowlist_total,
-        "limits": limits,
-        "throttles": throttles,
-        "retry_replies": retry_rules(),
-        "local_senders": {key: local_senders[key] for key in ("rewrite", "domain", "address")},
-    }
-    report = ProfileReport(_mask_all(normalized, secret))
-    for f in ck.findings:
-        f.message = _mask(f.message, secret)
-        f.fix = _mask(f.fix, secret)
-        {"error": report.errors, "warning": report.warnings, "note": report.notes}[f.severity].append(f)
-    return report
+def _check_local_senders(ck):
+    n = ck.normalized
+    local_senders = _local_senders(ck, n["allowed_senders"], n["domains"], n["customer_domain"],
+                                   n["auth_username"] if ck.auth_identifies else None)
+    n["local_sender"] = local_senders["address"] if local_senders["source"] == "local_sender" else None
+    n["local_senders"] = {key: local_senders[key] for key in ("rewrite", "domain", "address")}
 
 
 def _local_senders(ck, senders, domains, customer_domain, auth_user):
@@ -542,6 +578,106 @@ def _local_senders(ck, senders, domains, customer_domain, auth_user):
     return {"rewrite": "masquerade", "address": None, "domain": customer_domain, "source": None}
 
 
+def _check_allowlist(ck):
+    """The ranges (checked by ``check_allowlist``), normalized in the form each was given (text or dict)."""
+    entries = ck.strlist("allowlist")
+    egress = ck.strlist("egress_addresses")
+    normalized_allowlist = []
+    allowlist_total = 0
+    # Counts entries the range check may yet refuse: a broken allowlist is its own error, not a missing one.
+    ck.has_allowlist = any(not (isinstance(e, dict) and not e.get("enabled", True)) for e in entries)
+    if (entries or egress) and not HAS_NETADDR:
+        ck.add("allowlist", "netaddr-missing", "the Python library netaddr is required to check the allowlist",
+               "install netaddr on the controller (pip install netaddr)")
+    elif entries:
+        report = check_allowlist(entries, egress if egress else None)
+        ck.findings.extend(report.errors + report.warnings)
+        by_index = {r["index"]: r for r in report.ranges}
+        for index, entry in enumerate(entries):
+            rng = by_index.get(index)
+            if rng is None:
+                continue
+            if isinstance(entry, dict):
+                normalized_allowlist.append({"range": rng["cidr"], "enabled": rng["enabled"], "description": rng["description"]})
+            else:
+                normalized_allowlist.append(rng["cidr"])
+        allowlist_total = report.total
+    ck.normalized.update(allowlist=normalized_allowlist, egress_addresses=[str(e) for e in egress],
+                         allowlist_total=allowlist_total)
+
+
+def _check_allowlist_or_auth(ck):
+    if not ck.normalized["auth"] and not ck.has_allowlist:
+        ck.add("allowlist", "allowlist-or-auth",
+               "neither an IP allowlist nor SMTP AUTH is configured, so the relay would accept no mail from this server",
+               "list the server's public egress address(es) in allowlist, or set auth: true with credentials")
+
+
+def _check_limits(ck):
+    """Licences and fleet size; the sending limits and per-server throttles follow when the licences are known."""
+    licenses = ck.integer("licenses")
+    paid = ck.boolean("paid", True)
+    servers = ck.integer("servers")
+    limits = throttles = None
+    if licenses is not None and licenses < 1:
+        ck.add("licenses", "licenses-positive",
+               "licenses must be at least 1, got %d (0 or less does not mean unknown)" % licenses,
+               "set licenses to the number of user licences in the account, or leave it unset (null) when unknown")
+        licenses = None
+    if servers is not None and servers < 1:
+        ck.add("servers", "servers-positive", "servers must be at least 1, got %d" % servers,
+               "set servers to the number of mail servers relaying through the service")
+        servers = None
+    if servers is None:
+        servers = 1
+    if licenses is not None:
+        try:
+            limits = sending_limits(licenses, paid)
+            throttles = suggested_throttles(licenses, paid, servers)
+        except RelayRuleError as exc:  # pragma: no cover - values checked above
+            ck.findings.append(exc.to_finding("licenses"))
+    ck.normalized.update(licenses=licenses, paid=paid, servers=servers, limits=limits, throttles=throttles)
+
+
+def _publish_retry_rules(ck):
+    ck.normalized["retry_replies"] = retry_rules()
+
+
+# The checks in the order they run: each reads what the ones before it normalized, and the findings keep this
+# order within each severity.
+_CHECKS = (
+    _check_keys,
+    _check_host,
+    _check_port_and_tls,
+    _check_port_fits_tls,
+    _check_tls_verify,
+    _check_host_certificate,
+    _check_tls_ca_file,
+    _check_auth,
+    _check_domains,
+    _check_auth_username,
+    _check_helo,
+    _check_sender_mode,
+    _derive_identity,
+    _check_sender_identity,
+    _check_any_address,
+    _check_sender_rewrite,
+    _check_null_sender,
+    _check_auth_user_limits,
+    _check_local_senders,
+    _check_allowlist,
+    _check_allowlist_or_auth,
+    _check_limits,
+    _publish_retry_rules,
+)
+
+
+def _mask(text, secret):
+    if secret and isinstance(text, str) and len(secret) >= 3:
+        return text.replace(secret, C.SECRET_MASK)
+    return text
+
+
 def _mask_all(value, secret):
     """Mask the secret wherever it appears in a nested structure (like no_log)."""
     if isinstance(value, dict):
@@ -569,27 +705,3 @@ _GOOGLE_DOMAINS = ("gmail.com", "google.com", "googlemail.com")
 
 def _in_google_domains(host):
     return any(host == d or host.endswith("." + d) for d in _GOOGLE_DOMAINS)
-
-
-def _check_host_certificate(ck, host, host_is_ip, verify):
-    """With verification on, the relay's certificate must be able to match ``host``: refuse an address and a
-    Google name the certificate does not carry (names outside Google's domains are stand-ins or private relays,
-    whose certificates the caller controls: ``host-not-google`` notes them)."""
-    if host_is_ip:
-        if verify:
-            ck.add("host", "host-ip-literal",
-                   "host %s is an address while certificate verification is on: the relay's certificate names %s, "
-                   "so verification fails on every connection and mail stays queued" % (host, C.DEFAULT_RELAY_HOST),
-                   "set host: %s (the relay's name)" % C.DEFAULT_RELAY_HOST)
-        else:
-            ck.add("host", "host-syntax", "host %r is an address; the relay's TLS certificate names %s"
-                   % (host, C.DEFAULT_RELAY_HOST), "use the relay's host name (%s)" % C.DEFAULT_RELAY_HOST, "warning")
-    elif verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
-        ck.add("host", "host-certificate-name",
-               "host %s is not a name the relay's certificate carries (%s) while certificate verification is on, "
-               "so verification fails on every connection and mail stays queued"
-               % (host, ", ".join(C.KNOWN_RELAY_HOSTS)),
-               "set host: %s" % C.DEFAULT_RELAY_HOST)
-    elif not verify and host not in C.KNOWN_RELAY_HOSTS and _in_google_domains(host):
-        ck.add("host", "host-not-google", "host %s is not Google's relay (%s)" % (host, C.DEFAULT_RELAY_HOST),
-               "use %s" % C.DEFAULT_RELAY_HOST, "note")
