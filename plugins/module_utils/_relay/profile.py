@@ -126,7 +126,6 @@ class ProfileReport:
         }
 
 
-
 # Keys of ProfileReport.normalized, in the order it publishes them: the profile keys, then the derived values.
 _NORMALIZED_KEYS = PROFILE_KEYS + (
     "identity", "customer_domain", "sender_rewrite", "null_sender_recipient_limit", "allowlist_total", "limits",
