@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shlex
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
