@@ -210,7 +210,9 @@ classes:
     - One entry per cause seen, blocking causes first; each with C(class), C(title), C(severity), C(cause),
       C(console), C(fixes) (C(variable), C(value), C(why)), C(stage), C(catalogue), C(reply) (C(code), C(status),
       C(text)), C(queued), C(deferred), C(bounced), C(guard) (refusals the relay guard logged), C(oldest_age)
-      (seconds), C(samples) (queue ids) and, for an unknown cause, C(verbatim).
+      (seconds), C(samples) (queue ids), for an unknown cause C(verbatim), and C(note) where the texts leave
+      something out (Sendmail's lost connection names no step) or the session's TLS decided the class (a failure
+      after Sendmail logged C(verify=FAIL) for the relay's certificate is C(tls_failure)).
   returned: always
   type: list
   elements: dict

@@ -121,7 +121,7 @@ def class_of(entry, mta):
     if not (entry.get("reply") or entry.get("local")):
         return None
     return engine_doctor.diagnose(entry.get("reply"), entry.get("local"), entry.get("stage"), entry.get("sender"),
-                                  mta)["class"]
+                                  mta, tls=entry.get("tls"))["class"]
 
 
 def row(report, key):

@@ -18,7 +18,9 @@ retry rules rewrote it to 4xx); the catalogue entry then maps to one *class* bel
   or touches some mail only).
 
 Texts an MTA writes itself (connection refused, DNS, certificate verification) never reach the catalogue and are
-matched by ``LOCAL_PATTERNS``. Whatever matches nothing is class ``unknown`` and is kept verbatim.
+matched by ``LOCAL_PATTERNS``, with a ``note`` where the text leaves the step or the relay's reply out. Whatever
+matches nothing is class ``unknown`` and is kept verbatim. A failure in a session whose TLS handshake did not verify
+the relay's certificate (a reader's ``tls``, Sendmail's ``verify=FAIL``) is ``tls_failure``, whatever was answered.
 
 ``summarise`` turns parsed queue entries and log events (``doctor_parsers``) into the per-host report.
 """
@@ -167,21 +169,50 @@ REPLY_CLASS = {
     "null_sender_recipients": "null_sender",
 }
 
-# The MTAs' (and the guard's) own failure texts, first match wins: (class, pattern).
-LOCAL_PATTERNS = tuple((key, re.compile(pattern, re.IGNORECASE)) for key, pattern in (
-    ("tls_required", r"SMTP AUTH needs TLS"),  # the relay doctor's probe, which keeps a password off plain text
+LocalText = namedtuple("LocalText", ["key", "pattern", "note"])
+LocalText.__doc__ = """An MTA's (or the guard's) own failure text: the class it names, and ``note``, what the text
+does not tell (said in the diagnosis), or None."""
+
+# Sendmail's verdict on its TLS session with the relay (cf/m4/proto.m4, ruleset tls_connection via tls_server):
+# 403 before 8.17.1, 454 since (503/554 with TLS_PERM_ERR), then the ruleset's words. Its "authentication" is the
+# relay's certificate, never SMTP AUTH. Anchored to the start (Sendmail's stat=, reply= or queue status): the same
+# words inside another MTA's text, such as a server's AUTH reply that Postfix quotes, are not this verdict.
+_SENDMAIL_TLS_VERDICT = (r"^(?:Deferred: )?(?:403|454|503|554) [45]\.7\.0 (?:authentication (?:failed|required|"
+                         r"failure)|not authenticated|no authentication requested|other side does not support "
+                         r"STARTTLS|STARTTLS (?:disabled locally|failed|temporarily not possible)|DANE check failed|"
+                         r"TLS handshake|encryption too weak|CN .* does not match|Cert (?:Subject|Issuer) .*"
+                         r"(?:does not match|not acceptable))")
+_SENDMAIL_TLS_NOTE = ("Sendmail's own verdict on the TLS session (its tls_server rules), not a reply of the relay: "
+                      "\"authentication\" there means the relay's certificate, not SMTP AUTH")
+# Sendmail when the relay closes the connection: the log's stat= (sm_errstring drops the step it appends) and the
+# queue's status (usersmtp.c reply()) name neither the step nor the relay's last reply.
+_SENDMAIL_LOST = r"^(?:Deferred: )?Connection reset by |\breply: read error from "
+_SENDMAIL_LOST_NOTE = ("Sendmail logs neither the step nor the relay's last reply when the relay closes the "
+                       "connection (from 8.16.1 the log's reply= keeps a refusal the relay sent first): a relay "
+                       "that refuses the HELO name closes the connection this way too")
+
+# The MTAs' (and the guard's) own failure texts, first match wins.
+LOCAL_PATTERNS = tuple(LocalText(key, re.compile(pattern, re.IGNORECASE), note) for key, pattern, note in (
+    ("tls_required", r"SMTP AUTH needs TLS", None),  # the relay doctor's probe, which keeps a password off plain text
+    ("tls_failure", _SENDMAIL_TLS_VERDICT, _SENDMAIL_TLS_NOTE),
     ("tls_failure", r"certificate|verify=FAIL|TLS handshake|TLS is required, but|does not offer STARTTLS|"
-                    r"refused STARTTLS|TLS.*(?:fail|error)|SSL"),
+                    r"refused STARTTLS|TLS.*(?:fail|error)|SSL", None),
     # Postfix falls back from a refused EHLO to HELO and logs neither reply: the relay that closed the session
     # after refusing the name (Google's 501 5.5.4 "…, closing connection") leaves only the lost connection. A flood
     # refusal (421 at EHLO) is logged as "refused to talk to me" instead.
-    ("helo_name", r"while performing the (?:EHLO|HELO) handshake"),
+    ("helo_name", r"while performing the (?:EHLO|HELO) handshake", None),
+    ("unreachable", _SENDMAIL_LOST, _SENDMAIL_LOST_NOTE),
     ("unreachable", r"connection refused|connection timed out|timed out while|no route to host|network is "
                     r"unreachable|connection reset|lost connection|unreachable|wasn't able to establish an SMTP "
                     r"connection|couldn't find any host|host or domain name not found|name service error|host name "
-                    r"lookup failure|name server|temporary failure in name resolution|no address associated"),
-    ("bad_credentials", r"SASL authentication failed|authinfo|refused SMTP AUTH|authentication failed"),
+                    r"lookup failure|name server|temporary failure in name resolution|no address associated", None),
+    ("bad_credentials", r"SASL authentication failed|authinfo|refused SMTP AUTH|authentication failed", None),
 ))
+
+# Sendmail's {verify} of a TLS session (its STARTTLS=client line) whose certificate did not verify.
+UNVERIFIED = ("FAIL",)
+# Classes of failures that come before TLS (connecting, greeting, HELO): an unverified session cannot explain them.
+BEFORE_TLS = ("unreachable", "dos_helo", "helo_name")
 
 _STAGES = (
     ("EHLO", r"EHLO|HELO|my name was rejected"),
@@ -190,7 +221,8 @@ _STAGES = (
     ("MAIL", r"MAIL FROM|sender was rejected"),
     ("RCPT", r"RCPT TO|does not like recipient"),
     ("DATA", r"\bDATA\b|after I sent the message"),
-    ("CONNECT", r"greeting|refused to talk to me|connect"),
+    # Sendmail's "Connection reset by <relay>" names no step (see _SENDMAIL_LOST)
+    ("CONNECT", r"greeting|refused to talk to me|connect(?!ion reset by)"),
 )
 STAGE_PATTERNS = tuple((stage, re.compile(pattern, re.IGNORECASE)) for stage, pattern in _STAGES)
 _IP_IN_REPLY = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
@@ -207,21 +239,32 @@ def stage_of(text):
 
 
 def classify_text(reply=None, local=None, sender=None):
-    """``(class key, catalogue entry or None)`` of a relay ``reply`` (the relay's words, lines or one string) and
-    the MTA's ``local`` text around it; ``sender`` ("" for the null sender) refines sender refusals."""
+    """``(class key, catalogue entry or None, note or None)`` of a relay ``reply`` (the relay's words, lines or one
+    string) and the MTA's ``local`` text around it; ``sender`` ("" for the null sender) refines sender refusals."""
     entry = replies.identify(reply) if reply else None
     if entry is not None:
         key = REPLY_CLASS.get(entry.key, "unknown")
         if key == "sender_domain" and sender == "":
             key = "null_sender"
-        return key, entry
+        return key, entry, None
     for text in (local, reply if isinstance(reply, str) else " ".join(reply or ())):
         if not text:
             continue
-        for key, pattern in LOCAL_PATTERNS:
-            if pattern.search(text):
-                return key, None
-    return "unknown", None
+        for found in LOCAL_PATTERNS:
+            if found.pattern.search(text):
+                return found.key, None, found.note
+    return "unknown", None, None
+
+
+def unverified_session(key, tls):
+    """The note for a failure in a session whose TLS handshake did not verify the relay's certificate (``tls``:
+    the reader's ``{"verify", "logged"}``), or None. Whatever such a host answered after the handshake is not
+    known to come from the relay, so the failure is the certificate's; failures before TLS are not."""
+    if not tls or tls.get("verify") not in UNVERIFIED or key in BEFORE_TLS:
+        return None
+    return ("the relay's certificate did not verify in this session (%s): the host that answered after the TLS "
+            "handshake is not known to be the relay, so its reply is kept as logged and the certificate named as "
+            "the cause" % tls.get("logged", "verify=%s" % tls.get("verify")))
 
 
 def egress_from(reply):
@@ -244,13 +287,19 @@ def fixes_for(key, mta=None, egress=None):
     return out
 
 
-def diagnose(reply=None, local=None, stage=None, sender=None, mta=None, egress=None):
+def diagnose(reply=None, local=None, stage=None, sender=None, mta=None, egress=None, tls=None):
     """One diagnosis: class, title, severity, cause, console, fixes, the reply normalised (code, status, text,
-    catalogue key) and the stage (given, or read from the local text)."""
-    key, entry = classify_text(reply, local, sender)
+    catalogue key), the stage (given, or read from the local text) and, where the texts leave something out or
+    ``tls`` (the session's certificate verification, as a reader joined it) overrides them, a ``note``."""
+    key, entry, note = classify_text(reply, local, sender)
+    session_note = unverified_session(key, tls)
+    if session_note:
+        key, note = "tls_failure", session_note
     cls = BY_CLASS[key]
     out = {"class": key, "title": cls.title, "severity": cls.severity, "cause": cls.cause, "console": cls.console,
            "stage": stage or stage_of(local), "catalogue": entry.key if entry else None}
+    if note:
+        out["note"] = note
     if reply:
         code, status, text = replies.normalise(reply)
         out["reply"] = {"code": code, "status": status, "text": text}
@@ -284,7 +333,8 @@ def summarise(queue, events, now, mta=None, egress=None):
     for item in queue:
         if not (item.get("reply") or item.get("local")):
             continue
-        diagnosis = diagnose(item.get("reply"), item.get("local"), item.get("stage"), item.get("sender"), mta, egress)
+        diagnosis = diagnose(item.get("reply"), item.get("local"), item.get("stage"), item.get("sender"), mta, egress,
+                             item.get("tls"))
         row = _record_class(classes, diagnosis)
         row["queued"] += 1
         age = max(0, int(now - item["arrival"])) if item.get("arrival") else None
@@ -301,7 +351,7 @@ def summarise(queue, events, now, mta=None, egress=None):
                 last_success = event
             continue
         diagnosis = diagnose(event.get("reply"), event.get("local"), event.get("stage"), event.get("sender"),
-                             mta, egress)
+                             mta, egress, event.get("tls"))
         row = _record_class(classes, diagnosis)
         row["last_seen"] = event.get("time")
         if event.get("source") == "guard":  # the MTA logs the same refusal again: counted apart

@@ -103,7 +103,8 @@ def sendmail(run, since, now, log_file=None, queue_dir="/var/spool/mqueue"):
             raise RuntimeError("mailq failed: %s" % (err or out).strip())
         queue = P.sendmail_mailq(out, now)
     source, lines = mail_log(run, since, now, log_file)
-    return queue, P.sendmail_log(lines, now), source
+    events = P.sendmail_log(lines, now)
+    return P.sendmail_queue_with_log(queue, events), events, source
 
 
 def qmail(run, since, now, log_file=None, qmail_dir="/var/qmail"):

@@ -157,29 +157,72 @@ def postfix_log(lines, now=None):
 _SM_DELIVERY = re.compile(r"\b([0-9A-Za-z]{8,}): to=(.*?), (?:.*?, )?dsn=([245]\.\d{1,3}\.\d{1,3}), (.*)$")
 _SM_FROM = re.compile(r"\b([0-9A-Za-z]{8,}): from=<?([^>,]*)>?, size=")
 _SM_MAILER = re.compile(r"\bmailer=([^,\s]+)")
+_SM_RELAY = re.compile(r"\brelay=([^,\s]+)")
 _SM_FIELD = re.compile(r"(?:^|, )(stat|reply)=(.*?)(?=, (?:stat|reply)=|$)")
 _SM_DEFERRED = re.compile(r"^(?:Deferred|Service unavailable|Sent)(?: \(|: )?(.*?)\)?$")
-_SM_SMTP_REPLY = re.compile(r"^[2-5][0-9]{2}[ -]")
+_SM_FAILURE_REPLY = re.compile(r"^[45][0-9]{2}[ -]")
+# The session's TLS, logged without a queue id by the process that delivers (tls.c tls_get_info at LogLevel 9 and
+# up; deliver.c's rscheck of tls_server when it refuses the session, LogLevel 6 and up).
+_SM_PID = re.compile(r"\[(\d+)\]: ")
+_SM_STARTTLS = re.compile(r"^STARTTLS=client, relay=([^,\s]+), version=[^,]*, verify=([A-Z_]+)")
+_SM_TLS_SERVER = re.compile(r"^ruleset=tls_server, arg1=([A-Z_]+), relay=([^,\s]+), ")
 
 
 def sendmail_reason(stat, reply=None):
-    """``(reply, local)`` of Sendmail's ``stat=`` (``Deferred: 450 4.2.1 …``) and ``reply=`` (8.16.1+) texts."""
-    if reply and _SM_SMTP_REPLY.match(reply):
-        return reply, stat
+    """``(reply, local)`` of Sendmail's ``stat=`` (``Deferred: 450 4.2.1 …``) and ``reply=`` (8.16.1+) texts.
+
+    Only a 4xx/5xx is the refusal: after a 421 at EHLO, 8.17.1's ``reply=`` can carry the relay's answer to the
+    QUIT that followed (usersmtp.c keeps the last reply line read), while ``stat=`` quotes the 421 itself."""
     match = _SM_DEFERRED.match(stat or "")
     inner = match.group(1) if match else ""
-    if inner and _SM_SMTP_REPLY.match(inner):
-        return inner, stat
+    for candidate in (reply, inner):
+        if candidate and _SM_FAILURE_REPLY.match(candidate):
+            return candidate, stat
     return None, stat
 
 
+def _sendmail_host(name):
+    return (name or "").strip("[]").rstrip(".").lower()
+
+
+def _sendmail_session_tls(rest, sessions):
+    """Record a STARTTLS=client or tls_server line in ``sessions`` ((pid, relay) -> {"verify", "logged"});
+    True when ``rest`` was one."""
+    pid = _SM_PID.search(rest)
+    if not pid:
+        return False
+    message = rest[pid.end():]
+    match = _SM_STARTTLS.match(message)
+    if match:
+        relay, verify = match.groups()
+    else:
+        match = _SM_TLS_SERVER.match(message)
+        if not match:
+            return False
+        verify, relay = match.groups()
+    sessions[(pid.group(1), _sendmail_host(relay))] = {"verify": verify, "logged": message}
+    return True
+
+
+def _sendmail_tls_of(rest, sessions):
+    """The TLS of the session a delivery line was sent in: the latest STARTTLS=client (or tls_server) line of the
+    same process for the same relay, or None."""
+    pid, relay = _SM_PID.search(rest), _SM_RELAY.search(rest)
+    if not (pid and relay):
+        return None
+    return sessions.get((pid.group(1), _sendmail_host(relay.group(1))))
+
+
 def sendmail_log(lines, now=None):
-    """Delivery events from Sendmail's log lines (``to=…, dsn=…, stat=…[, reply=…]``)."""
-    senders, events = {}, []
+    """Delivery events from Sendmail's log lines (``to=…, dsn=…, stat=…[, reply=…]``), each failure joined with
+    the TLS its session logged (``tls``: ``{"verify", "logged"}``)."""
+    senders, sessions, events = {}, {}, []
     for stamp, rest in _with_times(lines, now):
         match = _SM_FROM.search(rest)
         if match:
             senders[match.group(1)] = match.group(2)
+            continue
+        if _sendmail_session_tls(rest, sessions):
             continue
         match = _SM_DELIVERY.search(rest)
         if not match:
@@ -192,12 +235,32 @@ def sendmail_log(lines, now=None):
         mailer = mailer.group(1) if mailer else ""
         reply, local = sendmail_reason(fields.get("stat"), fields.get("reply"))
         status = {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
+        tls = _sendmail_tls_of(rest, sessions) if status != "sent" else None
         for recipient in recipients.split(","):
             events.append({"time": stamp, "queue_id": queue_id, "recipient": recipient.strip().strip("<>"),
                            "sender": senders.get(queue_id), "status": status, "reply": reply, "local": local,
-                           "stage": stage_of(local) if reply is None else None,
+                           "stage": stage_of(local) if reply is None else None, "tls": tls,
                            "relay": mailer not in ("local", "prog", "*file*", "*include*")})
     return events
+
+
+def sendmail_queue_with_log(queue, events):
+    """The queue entries with what the log adds to each: Sendmail's queue keeps only its own status line (``M``,
+    or mailq's), so the latest logged failure of the same queue id gives the relay's reply (8.16.1+ ``reply=``)
+    where the queue has none, and its session's TLS."""
+    latest = {}
+    for event in events:
+        if event["status"] != "sent" and event.get("queue_id"):
+            latest[event["queue_id"]] = event
+    out = []
+    for entry in queue:
+        event = latest.get(entry["queue_id"])
+        if event is not None:
+            entry = dict(entry, tls=event.get("tls"))
+            if entry.get("reply") is None and event.get("reply") is not None:
+                entry.update(reply=event["reply"], stage=event.get("stage"))
+        out.append(entry)
+    return out
 
 
 def sendmail_qf(name, text):

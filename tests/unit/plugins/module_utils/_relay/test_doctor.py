@@ -130,6 +130,66 @@ def test_the_mtas_own_texts(text, expected, stage):
     assert diagnosis["stage"] == stage, text
 
 
+@pytest.mark.parametrize("text", [
+    "Deferred: 403 4.7.0 authentication failed",            # Sendmail before 8.17.1, VERIFY required, verify=FAIL
+    "Deferred: 454 4.7.0 authentication failed",            # 8.17.1 and later
+    "454 4.7.0 authentication failed",                      # its reply= (8.16.1+), the ruleset's own words
+    "503 5.7.0 authentication failed",                      # TLS_PERM_ERR
+    "Deferred: 454 4.7.0 not authenticated",                # verify=NO
+    "Deferred: 454 4.7.0 other side does not support STARTTLS",
+    "Deferred: 454 4.7.0 TLS handshake failed.",
+    "Deferred: 454 4.7.0 CN impostor.example does not match relay.smarthost.test",
+])
+def test_sendmails_tls_verdicts_are_not_smtp_auth(text):
+    diagnosis = D.diagnose(local=text)
+    assert diagnosis["class"] == "tls_failure", text
+    assert "tls_server" in diagnosis["note"]
+
+
+def test_the_same_words_quoted_from_a_server_stay_smtp_auth():
+    """Postfix quoting a server's AUTH reply is not Sendmail's verdict on TLS."""
+    local = "SASL authentication failed; server relay.smarthost.test[10.89.0.2] said: 454 4.7.0 authentication failed"
+    assert D.diagnose("454 4.7.0 authentication failed", local=local, stage="AUTH")["class"] == "bad_credentials"
+
+
+@pytest.mark.parametrize("text", ["Deferred: Connection reset by relay.smarthost.test.",
+                                  "reply: read error from relay.smarthost.test."])
+def test_sendmails_lost_connection_says_what_it_leaves_out(text):
+    diagnosis = D.diagnose(local=text)
+    assert (diagnosis["class"], diagnosis["stage"]) == ("unreachable", None)
+    assert "HELO" in diagnosis["note"] and "verbatim" not in diagnosis
+
+
+UNVERIFIED = {"verify": "FAIL", "logged": "STARTTLS=client, relay=relay.smarthost.test., version=TLSv1.3, "
+                                          "verify=FAIL, cipher=TLS_AES_256_GCM_SHA384, bits=256/256"}
+
+
+@pytest.mark.parametrize("reply, local, before", [
+    ("535 5.7.8 Username and Password not accepted. x12 - gsmtp", None, "bad_credentials"),
+    ("454 4.7.0 Too many login attempts, please try again later. x12 - gsmtp", "Deferred: Temporary AUTH failure",
+     "bad_credentials"),
+    ("530 5.5.1 Authentication Required. x12 - gsmtp", "Service unavailable", "auth_required"),
+    (None, "Deferred: Temporary AUTH failure", "unknown"),
+])
+def test_a_failure_after_an_unverified_handshake_is_the_certificates(reply, local, before):
+    assert D.diagnose(reply, local)["class"] == before
+    diagnosis = D.diagnose(reply, local, tls=UNVERIFIED)
+    assert diagnosis["class"] == "tls_failure" and UNVERIFIED["logged"] in diagnosis["note"]
+    assert "verbatim" not in diagnosis
+    if reply:
+        assert diagnosis["reply"]["code"] == int(reply[:3])
+    assert D.diagnose(reply, local, tls=dict(UNVERIFIED, verify="OK"))["class"] == before
+
+
+@pytest.mark.parametrize("reply, local, key", [
+    (None, "Deferred: Connection refused by relay.smarthost.test.", "unreachable"),
+    ("421 4.7.0 Try again later, closing connection. x12 - gsmtp",
+     "Deferred: 421 4.7.0 Try again later, closing connection. x12 - gsmtp", "dos_helo"),
+])
+def test_failures_before_tls_keep_their_class_in_an_unverified_session(reply, local, key):
+    assert D.diagnose(reply, local, tls=UNVERIFIED)["class"] == key
+
+
 def test_unknown_is_kept_verbatim():
     text = "550 5.1.1 The email account that you tried to reach does not exist. x12 - gsmtp"
     diagnosis = D.diagnose(text, local="host relay said: " + text)

@@ -189,13 +189,14 @@ def test_postqueue_certificate_reason():
 
 # --- Sendmail ---------------------------------------------------------------------------------------------
 
-def sendmail_line(prefix, reply_field, stat, dsn="4.7.1", qid="4A2B3C4D005678", mailer="relay"):
+def sendmail_line(prefix, reply_field, stat, dsn="4.7.1", qid="4A2B3C4D005678", mailer="relay", pid=4242,
+                  relay="relay.smarthost.test."):
     fields = ["to=<a@example.net>", "ctladdr=<app@example.com> (1000/1000)", "delay=00:00:05", "xdelay=00:00:05",
-              "mailer=%s" % mailer, "pri=120412", "relay=relay.smarthost.test. [10.89.0.2]", "dsn=%s" % dsn]
+              "mailer=%s" % mailer, "pri=120412", "relay=%s [10.89.0.2]" % relay, "dsn=%s" % dsn]
     if reply_field:
         fields.append("reply=%s" % reply_field)
     fields.append("stat=%s" % stat)
-    return "%s sm-mta[4242]: %s: %s" % (prefix, qid, ", ".join(fields))
+    return "%s sm-mta[%d]: %s: %s" % (prefix, pid, qid, ", ".join(fields))
 
 
 CUSTOMER_ONE = "450 4.7.1 Daily SMTP relay limit exceeded for customer. The relay's limits, ask your administrator."
@@ -294,6 +295,183 @@ def test_sendmail_mailq():
     assert entries[2]["reply"] is None and entries[2]["local"] is None
     assert time.localtime(entries[0]["arrival"])[1:5] == (11, 2, 11, 50)
     assert P.sendmail_mailq("/var/spool/mqueue is empty\n\t\tTotal requests: 0\n", NOW) == []
+
+
+# --- Sendmail: the relay refuses the HELO name ---------------------------------------------------------------
+#
+# From Sendmail's usersmtp.c (8.15, 8.17.1.9, 8.18.0.2 alike): reply() keeps the first line of a reply (the rest is
+# read into a junk buffer); a 4xx at EHLO defers with that line as the status (stat=Deferred: <line>, dsn=4.5.0,
+# smtpinit's tempfail2) after a QUIT; a 5xx at EHLO makes it try HELO, and a relay that closed the connection
+# after its refusal leaves a read error (stat=Deferred: Connection reset by <relay>, dsn=4.4.2; the queue's status
+# "reply: read error from <relay>"). From 8.16.1 reply= logs the first line of the last 4xx/5xx reply; 8.17.1 may
+# log there the answer to the QUIT instead (its tempfail2 keeps the last line read).
+
+SENDMAIL_VERSIONS = [
+    ("8.15", "Nov  2 11:59:00 deb11", False),
+    ("8.17", "2026-11-02T11:59:00+00:00 deb12", True),
+    ("8.18", "1793620740.5 deb13", True),
+]
+DOS_HELO = R.wrap(R.render("dos_helo"), token=TOKEN)
+HELO_REFUSED = R.wrap(R.render("helo_invalid", helo="localhost"), token=TOKEN)
+RESET = "Deferred: Connection reset by relay.smarthost.test."
+
+
+def sendmail_reply_field(lines):
+    """reply= (8.16.1+) of a reply read off the wire: the code, enhanced code and text of its first line."""
+    first = lines[0]
+    status, text = first[4:].split(" ", 1)
+    return "%s %s %s" % (first[:3], status, text)
+
+
+def test_the_stand_ins_helo_refusals_name_themselves_on_their_first_line():
+    """What Sendmail keeps of them: the phrase must be on the first line."""
+    assert len(HELO_REFUSED) > 1 and "HELO/EHLO argument" in HELO_REFUSED[0]
+    assert "Try again later, closing connection" in DOS_HELO[0]
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_421_at_ehlo_and_the_relay_closes(version, prefix, with_reply):
+    line = sendmail_line(prefix, sendmail_reply_field(DOS_HELO) if with_reply else None, "Deferred: " + DOS_HELO[0],
+                         dsn="4.5.0")
+    [event] = P.sendmail_log([line], NOW)
+    assert event["status"] == "deferred" and classes([event]) == ["dos_helo"], version
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_421_at_ehlo_and_the_relay_keeps_the_connection(version, prefix, with_reply):
+    """The QUIT that follows is answered: its 221 may stand in reply=, the 421 stays in stat=."""
+    line = sendmail_line(prefix, "221 2.0.0 closing connection" if with_reply else None,
+                         "Deferred: " + DOS_HELO[0], dsn="4.5.0")
+    [event] = P.sendmail_log([line], NOW)
+    assert event["reply"] == DOS_HELO[0] and classes([event]) == ["dos_helo"], version
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_helo_name_refused_and_the_relay_closes(version, prefix, with_reply):
+    """501 at EHLO, HELO tried on a closed connection: only reply= (8.16.1+) keeps the refusal."""
+    line = sendmail_line(prefix, sendmail_reply_field(HELO_REFUSED) if with_reply else None, RESET, dsn="4.4.2")
+    [event] = P.sendmail_log([line], NOW)
+    diagnosis = D.diagnose(event["reply"], event["local"], event["stage"])
+    if with_reply:
+        assert diagnosis["class"] == "helo_name" and diagnosis["catalogue"] == "helo_invalid", version
+        return
+    # 8.15 logs neither the step nor the reply: the lost connection, and the note says what it may hide
+    assert diagnosis["class"] == "unreachable" and diagnosis["stage"] is None
+    assert "HELO" in diagnosis["note"] and "reply" not in diagnosis
+
+
+QF_READ_ERROR = QF.replace("MDeferred: 450 4.7.1 Daily SMTP relay limit exceeded for customer.",
+                           "Mreply: read error from relay.smarthost.test.")
+MAILQ_READ_ERROR = """\t\t/var/spool/mqueue (1 request)
+-----Q-ID----- --Size-- -----Q-Time----- ------------Sender/Recipient-----------
+4A2B3C4D005678      412 Mon Nov  2 11:50 <app@example.com>
+                 (reply: read error from relay.smarthost.test.)
+\t\t\t\t\t <a@example.net>
+\t\tTotal requests: 1
+"""
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_queue_read_error_takes_the_reply_from_the_log(version, prefix, with_reply):
+    """The queue keeps "reply: read error from <relay>"; the log's reply= of the same queue id names the cause."""
+    events = P.sendmail_log([sendmail_line(prefix, sendmail_reply_field(HELO_REFUSED) if with_reply else None,
+                                           RESET, dsn="4.4.2")], NOW)
+    for queue in ([P.sendmail_qf("qf4A2B3C4D005678", QF_READ_ERROR)], P.sendmail_mailq(MAILQ_READ_ERROR, NOW)):
+        assert classes(queue) == ["unreachable"]
+        [entry] = P.sendmail_queue_with_log(queue, events)
+        assert entry["local"] == "reply: read error from relay.smarthost.test."
+        assert classes([entry]) == (["helo_name"] if with_reply else ["unreachable"]), version
+        report = D.summarise([entry], events, NOW, mta="sendmail")
+        [row] = report["classes"]
+        assert row["queued"] == 1 and row["deferred"] == 1
+        assert report["verdict"] == "blocked"
+
+
+# --- Sendmail: the relay's certificate does not verify (an impostor) ---------------------------------------
+#
+# tls.c logs the session's TLS without a queue id, by the process that then logs the delivery (LogLevel 9 and up):
+# "STARTTLS=client, relay=<host>, version=…, verify=FAIL, cipher=…, bits=…/…". With a VERIFY requirement
+# (TLS_Srv, the role's Local_tls_server) deliver.c's rscheck of tls_server refuses the session ("ruleset=tls_server,
+# arg1=FAIL, relay=<host>, reject=…") and the delivery is deferred with the ruleset's words: cf/m4/proto.m4's
+# "<code> 4.7.0 authentication failed", 403 before 8.17.1, 454 since. Without a requirement Sendmail goes on: an
+# AUTH 5xx is dropped silently (usersmtp.c smtpauth, deliver.c continues without AUTH), a 4xx defers with
+# "Temporary AUTH failure", and whatever the host answers next is logged as the relay's reply.
+
+def starttls_line(prefix, pid, verify, relay="relay.smarthost.test."):
+    return ("%s sm-mta[%d]: STARTTLS=client, relay=%s, version=TLSv1.3, verify=%s, cipher=TLS_AES_256_GCM_SHA384, "
+            "bits=256/256" % (prefix, pid, relay, verify))
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_impostor_refused_by_the_verify_requirement(version, prefix, with_reply):
+    verdict = "%s 4.7.0 authentication failed" % ("403" if version == "8.15" else "454")
+    session = [starttls_line(prefix, 5150, "FAIL"),
+               "%s sm-mta[5150]: ruleset=tls_server, arg1=FAIL, relay=relay.smarthost.test., reject=%s"
+               % (prefix, verdict)]
+    delivery = sendmail_line(prefix, verdict if with_reply else None, "Deferred: " + verdict, dsn="4.7.0", pid=5150)
+    [joined] = P.sendmail_log(session + [delivery], NOW)
+    [alone] = P.sendmail_log([delivery], NOW)
+    assert joined["tls"]["verify"] == "FAIL" and alone["tls"] is None
+    for event in (joined, alone):
+        diagnosis = D.diagnose(event["reply"], event["local"], event["stage"], tls=event["tls"])
+        assert diagnosis["class"] == "tls_failure", (version, event)
+        assert diagnosis["fixes"][0]["variable"] == "relay_tls_ca_file"
+    assert "tls_server" in D.diagnose(alone["reply"], alone["local"])["note"]
+
+
+IMPOSTOR_AUTH = [
+    # AUTH answered 4xx: deferred, "Temporary AUTH failure" (reply= keeps the 454 from 8.16.1)
+    ("4.3.0", R.render("too_many_logins") + " x12 - gsmtp", "Deferred: Temporary AUTH failure", "bad_credentials"),
+    # AUTH answered 535, Sendmail went on without it: the host refuses MAIL and the message bounces
+    ("5.5.1", R.render("auth_required") + " x12 - gsmtp", "Service unavailable", "auth_required"),
+]
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+@pytest.mark.parametrize("dsn, reply, stat, without_session", IMPOSTOR_AUTH)
+def test_sendmail_impostor_without_a_verify_requirement(version, prefix, with_reply, dsn, reply, stat,
+                                                        without_session):
+    delivery = sendmail_line(prefix, reply if with_reply else None, stat, dsn=dsn, pid=5151)
+    [event] = P.sendmail_log([starttls_line(prefix, 5151, "FAIL"), delivery], NOW)
+    diagnosis = D.diagnose(event["reply"], event["local"], event["stage"], tls=event["tls"])
+    assert diagnosis["class"] == "tls_failure", version
+    assert "verify=FAIL" in diagnosis["note"]
+    if with_reply:
+        assert diagnosis["reply"]["code"] == int(reply[:3])
+        [verified] = P.sendmail_log([starttls_line(prefix, 5151, "OK"), delivery], NOW)
+        assert classes([verified]) == [without_session]
+
+
+def test_sendmail_session_tls_joins_by_process_and_relay_only():
+    prefix = "2026-11-02T11:59:00+00:00 deb12"
+    refused = R.render("too_many_logins") + " x12 - gsmtp"
+    lines = [starttls_line(prefix, 6001, "FAIL"),
+             sendmail_line(prefix, refused, "Deferred: Temporary AUTH failure", dsn="4.3.0", pid=6002),
+             sendmail_line(prefix, refused, "Deferred: Temporary AUTH failure", dsn="4.3.0", pid=6001,
+                           relay="other.smarthost.test."),
+             # the same process, a later connection that never reached TLS: not the certificate's fault
+             sendmail_line(prefix, None, "Deferred: Connection refused by relay.smarthost.test.", dsn="4.0.0",
+                           pid=6001),
+             starttls_line(prefix, 6001, "OK"),
+             sendmail_line(prefix, refused, "Deferred: Temporary AUTH failure", dsn="4.3.0", pid=6001)]
+    events = P.sendmail_log(lines, NOW)
+    assert [e["tls"] and e["tls"]["verify"] for e in events] == [None, None, "FAIL", "OK"]
+    assert [D.diagnose(e["reply"], e["local"], e["stage"], tls=e["tls"])["class"] for e in events] == [
+        "bad_credentials", "bad_credentials", "unreachable", "bad_credentials"]
+
+
+def test_sendmail_queue_takes_the_session_tls_from_the_log():
+    prefix = "1793620740.5 deb13"
+    events = P.sendmail_log([starttls_line(prefix, 7001, "FAIL"),
+                             sendmail_line(prefix, None, "Deferred: Temporary AUTH failure", dsn="4.3.0",
+                                           pid=7001)], NOW)
+    qf = QF.replace("MDeferred: 450 4.7.1 Daily SMTP relay limit exceeded for customer.",
+                    "MDeferred: Temporary AUTH failure")
+    [entry] = P.sendmail_queue_with_log([P.sendmail_qf("qf4A2B3C4D005678", qf)], events)
+    report = D.summarise([entry], events, NOW, mta="sendmail")
+    [row] = report["classes"]
+    assert (row["class"], row["queued"], row["deferred"]) == ("tls_failure", 1, 1)
+    assert "verify=FAIL" in row["note"] and report["verdict"] == "blocked"
 
 
 # --- qmail ------------------------------------------------------------------------------------------------
