@@ -27,6 +27,7 @@ from .domains import normalize_domain
 from .exchange import check_exchange
 from .findings import Finding, RelayRuleError
 from .guard import check_guard
+from .mta_choices import retry_on
 from .qmail_routes import plan_smtproutes
 from .role_vars import RoleVars
 
@@ -166,7 +167,7 @@ def _seconds(spec):
 
 
 def _sendmail(ctx):
-    guard = ctx.boolean("sendmail_limit_replies_retry", True) or ctx.boolean("sendmail_relay_refusals_retry", True)
+    guard = retry_on(ctx.boolean("sendmail_limit_replies_retry", True), ctx.boolean("sendmail_relay_refusals_retry", True))
     relay = ctx.relay
     if ctx.cross and not guard and (relay.get("tls") == "implicit" or relay.get("port") == 465):
         ctx.add("relay_tls", "sendmail-implicit-tls",
@@ -244,7 +245,7 @@ def _is_ip(text):
 
 def _qmail(ctx):
     relay = ctx.relay
-    guard = ctx.boolean("qmail_limit_replies_retry", True) or ctx.boolean("qmail_relay_refusals_retry", True)
+    guard = retry_on(ctx.boolean("qmail_limit_replies_retry", True), ctx.boolean("qmail_relay_refusals_retry", True))
     starttls = ctx.boolean("qmail_starttls_client", True)
     tls = relay.get("tls")
     if ctx.cross and relay.get("auth"):
