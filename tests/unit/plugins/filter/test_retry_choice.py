@@ -27,6 +27,7 @@ def test_rules_in_order():
     ("yes", "no", True, ["limits"]),
     ("false", "true", True, ["refusals"]),
     (0, "off", False, []),
+    ("y", "t", True, ["limits", "refusals"]),
 ])
 def test_switches_read_as_ansible_booleans(limits, refusals, enabled, kinds):
     out = retry_choice(RELAY, limits=limits, refusals=refusals)
