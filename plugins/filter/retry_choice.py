@@ -78,7 +78,8 @@ from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import va
 
 def retry_choice(value, limits=None, refusals=None):
     """Whether ``value`` (relay_settings) is used to retry replies, and the rules (see DOCUMENTATION)."""
-    args, errors, _no_log = validate_from_doc(DOCUMENTATION, {"_input": value, "limits": limits, "refusals": refusals})
+    given = {name: switch for name, switch in (("limits", limits), ("refusals", refusals)) if switch is not None}
+    args, errors, _no_log = validate_from_doc(DOCUMENTATION, dict(given, _input=value))
     if errors:
         raise AnsibleFilterError("retry_choice: " + "; ".join(errors))
     try:
