@@ -14,6 +14,7 @@ typo never silently turns a rule off.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,11 +312,23 @@ def settings_from_mapping(data: Any, base_dir: Path) -> Settings:
 
 def load_settings(path: Path) -> Settings:
     """Read and validate the config file at ``path``."""
-    path = Path(path)
+    return _load_with_digest(Path(path))[0]
+
+
+def _load_with_digest(path: Path) -> Tuple[Settings, str]:
+    """The settings and the SHA-256 of the bytes they were read from."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise _fail("cannot read %s: %s" % (path, exc)) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail("%s is not UTF-8: %s" % (path, exc)) from exc
+    return _settings_from_text(text, path), hashlib.sha256(raw).hexdigest()
+
+
+def _settings_from_text(text: str, path: Path) -> Settings:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -329,6 +342,8 @@ class ConfigSource:
 
     path: Path
     _stamp: Optional[Tuple[int, int, int]] = None
+    # SHA-256 of the file the current settings came from: what a writer waits to see in the status file.
+    digest: Optional[str] = None
 
     def _current_stamp(self) -> Optional[Tuple[int, int, int]]:
         try:
@@ -343,8 +358,8 @@ class ConfigSource:
 
     def load(self) -> Settings:
         stamp = self._current_stamp()
-        settings = load_settings(self.path)
-        self._stamp = stamp
+        settings, digest = _load_with_digest(self.path)
+        self._stamp, self.digest = stamp, digest
         return settings
 
     def mark_seen(self) -> None:

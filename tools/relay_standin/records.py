@@ -32,6 +32,14 @@ KIND_CONNECTION = "connection"
 VERDICTS = ("accepted", "refused", "deferred", "abandoned")
 # Where the stand-in's image and the scenarios keep the record.
 CONTAINER_RECORD = "/var/lib/relay-standin/record.jsonl"
+# The server's status (server.RelayServer.status), rewritten beside the record after every change.
+STATUS_NAME = "status.json"
+CONTAINER_STATUS = str(Path(CONTAINER_RECORD).with_name(STATUS_NAME))
+
+
+def status_path(record: Optional[Path]) -> Optional[Path]:
+    """Where the server writes its status for a record at ``record`` (None: no record, no status)."""
+    return Path(record).with_name(STATUS_NAME) if record else None
 
 
 class RecordWriter:

@@ -14,13 +14,20 @@ of a listener).  The config file is checked at every new connection and
 every ``poll_interval`` seconds; listeners follow the config (ports,
 addresses) and ``unlisten`` faults (a port that is down refuses
 connections at the TCP level).
+
+After every change the server writes its status (``status.json`` beside the
+record): the SHA-256 of the config file in force, its ``restart_epoch`` and
+the ports listening.  A test that rewrites the config waits for its digest
+there instead of sleeping through the poll interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
+import os
 import weakref
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -28,6 +35,7 @@ from typing import Dict, List, Optional, Tuple
 from .config import IMPLICIT_TLS_LISTENERS, SERVICE_PORTS
 from .policy import RelayPolicy
 from .protocol import Listener, RelaySMTP, abort_transport
+from .records import status_path
 from .state import RelayState
 
 log = logging.getLogger("relay_standin")
@@ -50,6 +58,7 @@ class RelayServer:
         self._poll_task: Optional[asyncio.Task] = None
         self._reconcile_lock: Optional[asyncio.Lock] = None
         self._connections: "weakref.WeakSet[RelaySMTP]" = weakref.WeakSet()
+        self._published: Optional[Dict[str, object]] = None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -169,6 +178,28 @@ class RelayServer:
                 if dead:
                     raise OSError("cannot listen for %s: %s" % (
                         ", ".join(dead), "; ".join(m for name in dead for m in failures[name])))
+            self._publish_status()
+
+    def status(self) -> Dict[str, object]:
+        """What the server runs with now: the config file's digest, its restart_epoch, the last reload error
+        and the bound port of each listener that is up."""
+        return {"config_sha256": self.state.source.digest, "restart_epoch": self.state.settings.restart_epoch,
+                "reloads": self.state.reload_count, "config_error": self.state.last_error,
+                "listening": self.bound_ports()}
+
+    def _publish_status(self) -> None:
+        status = self.status()
+        path = status_path(self.state.settings.record)
+        if path is None or status == self._published:
+            return
+        temporary = path.with_name(path.name + ".new")
+        try:
+            temporary.write_text(json.dumps(status, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.error("cannot write the status file %s: %s", path, exc)
+            return
+        self._published = status
 
     async def _poll(self) -> None:
         while True:

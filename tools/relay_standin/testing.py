@@ -10,6 +10,9 @@
 * ``free_port()``: a free TCP port on loopback.
 * ``write_config(path, mapping)``: atomic config write (the server sees a
   complete file or the old one, never half of one).
+* ``wait_for_config(read_status, written)``: wait until the server runs
+  with the config file whose bytes were ``written`` (its status file);
+  ``StandinThread.apply(**changes)`` rewrites and waits.
 * ``StandinThread``: the server in a background thread of this process
   (fast; ``seed_usage``, ``reconfigure`` take effect synchronously).
 * ``StandinProcess``: ``python3 -m relay_standin serve`` as a subprocess.
@@ -26,6 +29,7 @@ work as context managers.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import smtplib
@@ -60,10 +64,32 @@ def write_config(path, mapping: Mapping[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".yml", dir=str(path.parent))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(dict(mapping), handle, sort_keys=False)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(config_bytes(mapping))
     os.replace(tmp, path)
     return path
+
+
+def config_bytes(mapping: Mapping[str, Any]) -> bytes:
+    """The bytes ``write_config`` and the scenarios write for ``mapping``."""
+    return yaml.safe_dump(dict(mapping), sort_keys=False).encode("utf-8")
+
+
+def wait_for_config(read_status: Callable[[], Optional[Dict[str, Any]]], written: bytes,
+                    timeout: float = 60.0) -> Dict[str, Any]:
+    """Wait until the server's status (``read_status()``: the parsed status file, None while there is none)
+    says it runs with the config file whose bytes are ``written``, its listeners brought in line; return that
+    status.  Raises TimeoutError with the last status (a refused config shows there as ``config_error``)."""
+    digest = hashlib.sha256(written).hexdigest()
+    deadline = time.monotonic() + timeout
+    while True:
+        status = read_status()
+        if status and status.get("config_sha256") == digest:
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError("the stand-in did not take the new config within %ss; its status: %s" % (
+                timeout, status))
+        time.sleep(0.05)
 
 
 def loopback_config(workdir: Path, pki_dir: Optional[Path] = None, **overrides: Any) -> Dict[str, Any]:
@@ -142,6 +168,19 @@ class _StandinBase:
         """Merge ``changes`` into the config and rewrite the file."""
         self.config.update(changes)
         write_config(self.config_path, self.config)
+
+    def status(self) -> Optional[Dict[str, Any]]:
+        """The server's status file, None before it wrote one."""
+        path = recordlib.status_path(self.record_path)
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path else None
+        except (OSError, ValueError):
+            return None
+
+    def apply(self, timeout: float = 10.0, **changes: Any) -> Dict[str, Any]:
+        """``reconfigure`` and wait until the server runs with the new file; its status."""
+        self.reconfigure(**changes)
+        return wait_for_config(self.status, config_bytes(self.config), timeout)
 
     def __enter__(self):
         return self

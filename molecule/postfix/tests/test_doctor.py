@@ -26,6 +26,7 @@ import yaml
 
 import doctor_cases
 import relay_record
+from relay_standin import records
 from doctor_cases import CAUSES, row
 from relay_record import arrived, wait_for
 
@@ -164,8 +165,13 @@ def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, held):
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(base))
     flush()
     relay = relay_record.relay()
-    for message_id in held:
-        arrived(relay, message_id, timeout=120)
+    try:
+        for message_id in held:
+            arrived(relay, message_id, timeout=120)
+    except AssertionError as exc:
+        raise AssertionError("%s; still queued: %s; the relay's last connections: %s" % (
+            exc, [(m["queue_id"], [r.get("delay_reason") for r in m["recipients"]]) for m in queue()],
+            records.connections(relay_record.read_record(relay))[-5:])) from None
     wait_for(lambda: not queue(), timeout=60, what="an empty queue")
     accepted = len(relay_record.transactions(relay, verdict="accepted"))
     result, report = doctor(recovered)

@@ -94,12 +94,9 @@ def read_config(container):
 
 
 def write_config(container, config):
-    """Replace the stand-in's config atomically (0600: it holds the users' passwords), then wait until it answers
-    with it: a new connection makes it check the file."""
-    relay_record.podman("exec", "-i", container, "sh", "-c",
-                        "umask 077 && cat > {0}.new && mv {0}.new {0}".format(relay_record.STANDIN_CONFIG),
-                        stdin=yaml.safe_dump(config))
-    time.sleep(1.5)  # the stand-in polls the file every 0.5 s; connections opened before keep the old settings
+    """Replace the stand-in's config and wait until it runs with it: connections opened before keep the old
+    settings unless the config brings a new restart_epoch."""
+    relay_record.apply_config(container, config)
 
 
 def run_doctor(host, since, extra=None, check=False, out_dir=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import testinfra
 import yaml
-from relay_standin import inject, records
+from relay_standin import inject, records, testing
 
 RECORD = records.CONTAINER_RECORD
 STANDIN_CONFIG = "/etc/relay-standin/config.yml"
@@ -79,15 +79,32 @@ def podman(*args, stdin=None):
 
 
 def standin(container, **changes):
-    """Change the stand-in's config in ``container`` (it re-reads the file within 0.5 s); return the new config."""
+    """Change the stand-in's config in ``container`` and wait until it runs with it; return the new config."""
     config = yaml.safe_load(podman("exec", container, "cat", STANDIN_CONFIG))
     config.update(changes)
+    apply_config(container, config)
+    return config
+
+
+def apply_config(container, config):
+    """Replace the stand-in's config in ``container`` atomically and wait until the server runs with it, its
+    listeners in line (its status file names the new file's digest); return that status."""
+    written = testing.config_bytes(config)
     # umask: the config holds the stand-in's users' passwords and stays 0600, as prepare_relay.yml wrote it.
     podman("exec", "-i", container, "sh", "-c",
            "umask 077 && cat > %s.new && mv %s.new %s" % (STANDIN_CONFIG, STANDIN_CONFIG, STANDIN_CONFIG),
-           stdin=yaml.safe_dump(config))
-    time.sleep(1.5)
-    return config
+           stdin=written.decode("utf-8"))
+    return testing.wait_for_config(lambda: standin_status(container), written)
+
+
+def standin_status(container):
+    """The stand-in server's status file in ``container`` (None before it wrote one)."""
+    result = subprocess.run(["podman", "exec", container, "cat", records.CONTAINER_STATUS],
+                            capture_output=True, text=True, check=False)
+    try:
+        return json.loads(result.stdout) if result.returncode == 0 else None
+    except ValueError:
+        return None
 
 
 def wait_for(predicate, timeout=90, interval=1.0, what="condition"):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import smtplib
 import subprocess
@@ -18,7 +19,8 @@ import pytest
 
 from relay_standin import cli, engine
 from relay_standin.config import ConfigError, ConfigSource, load_settings, settings_from_mapping
-from relay_standin.testing import TOOLS_DIR, StandinProcess, loopback_config, message, write_config
+from relay_standin.testing import (TOOLS_DIR, StandinProcess, config_bytes, loopback_config, message, wait_for_config,
+                                   write_config)
 
 EXAMPLE = TOOLS_DIR / "relay_standin" / "example-config.yml"
 
@@ -155,3 +157,25 @@ def test_engine_path_override(tmp_path, monkeypatch):
     result = subprocess.run([sys.executable, "-c", "import relay_standin.engine"], capture_output=True, text=True,
                             env=env, check=False)
     assert result.returncode != 0 and "RELAY_STANDIN_ENGINE_PATH" in result.stderr
+
+
+def test_status_names_the_config_in_force_and_the_ports_listening(relay_standin_factory):
+    """A server in its own process, which sees the file only by polling it."""
+    standin = relay_standin_factory(process=True, allowlist=["127.0.0.1"])
+    first = standin.status()
+    assert first["config_sha256"] == hashlib.sha256(standin.config_path.read_bytes()).hexdigest()
+    assert first["listening"] == standin.ports and first["config_error"] is None
+    down = standin.apply(restart_epoch=7, faults=[{"action": "unlisten", "ports": [587]}])
+    assert down["restart_epoch"] == 7 and "submission" not in down["listening"] and down["reloads"] == 1
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP("127.0.0.1", standin.port_for(587), local_hostname="mta.example.com", timeout=2)
+    up = standin.apply(faults=[])
+    assert up["listening"]["submission"] == standin.port_for(587) and up["reloads"] == 2
+
+
+def test_waiting_for_a_refused_config_names_the_error(relay_standin_factory):
+    standin = relay_standin_factory(process=True, allowlist=["127.0.0.1"])
+    refused = dict(standin.config, allowed_senders="nobody")
+    write_config(standin.config_path, refused)
+    with pytest.raises(TimeoutError, match="config_error.*allowed_senders"):
+        wait_for_config(standin.status, config_bytes(refused), timeout=3)
