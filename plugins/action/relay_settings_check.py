@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.mta import check_mta
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.profile import PROFILE_KEYS, ProfileReport, check_profile
-from ansible_collections.smarthost.relay.plugins.module_utils._relay.secrets import mask, secrets_in
+from ansible_collections.smarthost.relay.plugins.module_utils._relay.secrets import mask, mask_fields, mask_values, secrets_in
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.variables import unknown_variables
 from ansible_collections.smarthost.relay.plugins.modules.relay_settings_check import DOCUMENTATION
 from ansible_collections.smarthost.relay.plugins.plugin_utils._argspec import validate_from_doc
@@ -39,6 +39,18 @@ def _report(findings):
     return groups["error"], groups["warning"], groups["note"]
 
 
+def _hidden(result, secrets):
+    """``result`` with every secret masked wherever a text quotes it. The normalized settings of a check that passed
+    are the data the roles configure from: a password that is part of the relay's host name or of a retry pattern
+    must not change them, so there only the secret fields and values that are a secret are masked."""
+    normalized = result.pop("normalized", None)
+    result = mask(result, secrets)
+    if normalized is not None:
+        result["normalized"] = (mask(normalized, secrets) if result.get("failed")
+                                else mask_values(mask_fields(normalized, SECRET_OPTIONS), secrets))
+    return result
+
+
 class ActionModule(ControllerCheckAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -46,7 +58,7 @@ class ActionModule(ControllerCheckAction):
         args, errors, no_log_values = validate_from_doc(DOCUMENTATION, self._task.args, secret=SECRET_OPTIONS)
         result["changed"] = False
         result = self._check(result, args, errors, task_vars)
-        return mask(result, _secrets(self._task.args, no_log_values))
+        return _hidden(result, _secrets(self._task.args, no_log_values))
 
     @staticmethod
     def _check(result, args, errors, task_vars):

@@ -26,11 +26,12 @@ import socket
 import ssl
 from collections import namedtuple
 
-from . import doctor
+from . import constants as C, doctor
+from .secrets import mask, secret_texts
 
 PORT_IMPLICIT_TLS = 465
 PORT_SUBMISSION = 587
-HIDDEN = "********"
+HIDDEN = C.SECRET_MASK
 # Google's relay takes SMTP AUTH only over TLS; the probe does not even offer the password without it.
 CLEAR_TEXT_AUTH = "SMTP AUTH needs TLS, and the probe does not send the password in the clear"
 VERDICT_RANK = {"healthy": 0, "ok": 0, "degraded": 1, "blocked": 2}
@@ -136,7 +137,7 @@ def failure_text(exc, stage):
 
 def scrub(text, secret):
     """``text`` with ``secret`` replaced by asterisks (a relay never echoes a password; should one, it stays out)."""
-    return text.replace(secret, HIDDEN) if secret and text else text
+    return mask(text, secret_texts(secret)) if text else text
 
 
 def smtp_client(settings):

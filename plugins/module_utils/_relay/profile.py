@@ -25,6 +25,7 @@ from .domains import domain_matches, helo_identifies_customer, is_fqdn, is_hostn
 from .findings import Finding, RelayRuleError, format_findings
 from .limits import sending_limits, suggested_throttles
 from .replies import retry_rules
+from .secrets import mask, mask_values, secret_texts
 
 PROFILE_KEYS = (
     "host", "port", "tls", "tls_verify", "tls_ca_file", "auth", "auth_username", "auth_password",
@@ -200,13 +201,16 @@ class _Checker:
         return []
 
     def report(self):
-        """The ``ProfileReport``: the secret masked wherever it appears (like no_log), findings by severity."""
-        password = self.profile.get("auth_password")
-        secret = password if isinstance(password, str) else None
-        report = ProfileReport(_mask_all(self.normalized, secret))
+        """The ``ProfileReport``: findings by severity, the secret masked wherever a text quotes it (like no_log).
+        The normalized settings of a profile that passes are data the roles configure from: a password that happens
+        to be part of a host name or a retry pattern must not change them, so there only a value that is the
+        password is masked (auth_password is already)."""
+        hidden = secret_texts(self.profile.get("auth_password"))
+        failed = any(f.severity == "error" for f in self.findings)
+        report = ProfileReport(mask(self.normalized, hidden) if failed else mask_values(self.normalized, hidden))
         for f in self.findings:
-            f.message = _mask(f.message, secret)
-            f.fix = _mask(f.fix, secret)
+            f.message = mask(f.message, hidden)
+            f.fix = mask(f.fix, hidden)
             {"error": report.errors, "warning": report.warnings, "note": report.notes}[f.severity].append(f)
         return report
 
@@ -669,21 +673,6 @@ _CHECKS = (
     _check_limits,
     _publish_retry_rules,
 )
-
-
-def _mask(text, secret):
-    if secret and isinstance(text, str) and len(secret) >= 3:
-        return text.replace(secret, C.SECRET_MASK)
-    return text
-
-
-def _mask_all(value, secret):
-    """Mask the secret wherever it appears in a nested structure (like no_log)."""
-    if isinstance(value, dict):
-        return {k: _mask_all(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_all(v, secret) for v in value]
-    return _mask(value, secret)
 
 
 def _looks_ip(text):

@@ -50,3 +50,22 @@ def _mask(value, ordered):
         for secret in ordered:
             value = value.replace(secret, C.SECRET_MASK)
     return value
+
+
+def mask_fields(mapping, names):
+    """``mapping`` with the value of each of ``names`` that is set replaced by the mask (the fields themselves are
+    the secrets; nothing else in ``mapping`` is touched)."""
+    if not isinstance(mapping, dict):
+        return mapping
+    return {key: (C.SECRET_MASK if key in names and value not in (None, "") else value) for key, value in mapping.items()}
+
+
+def mask_values(value, secrets):
+    """``value`` with every string that IS a secret (not merely contains one) replaced by the mask, in a nested
+    structure: for data that is used, where a password that is part of a longer text must not change it (numbers
+    stay: a count of 0 is no password "0")."""
+    if isinstance(value, dict):
+        return {key: mask_values(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_values(item, secrets) for item in value]
+    return C.SECRET_MASK if isinstance(value, str) and value in secrets else value

@@ -89,3 +89,15 @@ def test_the_password_is_masked_where_it_would_have_been(run_action):
     assert "'********'" in result["msg"]
     result = run_action(ActionModule, CALLS["qmail rules, raw settings with the password"])
     assert result["normalized"]["auth_password"] == "********"
+
+
+@pytest.mark.parametrize("password", ["gmail", "relay", "0", "example"])
+def test_a_password_inside_the_settings_does_not_change_them(run_action, password):
+    """The normalized settings configure the MTAs: a (weak) password that is part of the host name, a domain or a
+    retry pattern is masked where a text quotes it, never inside them."""
+    clean = run_action(ActionModule, dict(AUTH, auth_password="Unrelated-pw-42"))
+    result = run_action(ActionModule, dict(AUTH, auth_password=password))
+    assert not result.get("failed"), result["msg"]
+    assert result["normalized"] == clean["normalized"]
+    assert result["normalized"]["host"] == "smtp-relay.gmail.com"
+    assert result["normalized"]["auth_password"] == "********"
