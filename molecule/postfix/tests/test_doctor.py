@@ -41,6 +41,8 @@ PROBE_RECIPIENT = "probe-%s@example.net" % TAG
 CONVERGE_VARS = yaml.safe_load((Path(__file__).resolve().parents[1] / "converge.yml").read_text())[0]["vars"]
 MTA = {"helo": CONVERGE_VARS["relay_helo_name"], "port": 587}
 RESULTS = {"runs": [], "causes": {}}
+EGRESS = DEB12.interface("eth0").addresses[0]  # the address the relay sees (and counts new connections of)
+PROBES = 2  # the doctor's probe connects once per run, and the allowlist cause runs the doctor twice
 
 
 def send(label, sender=None):
@@ -117,6 +119,7 @@ def accepted_before():
 def test_doctor_names_each_cause(base, held, accepted_before, cause):
     started = time.monotonic()
     times = {}
+    doctor_cases.pace(relay_record.relay(), EGRESS, len(held) + PER_CAUSE + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.config_for(cause, base, MTA))
     held.extend(send("%s-%d" % (cause.name, i), cause.sender) for i in range(PER_CAUSE))
     flush()
@@ -148,8 +151,7 @@ def test_doctor_names_each_cause(base, held, accepted_before, cause):
 
 def check_allowlist(report, found, count):
     """The allowlist's fix names the address the relay saw; check mode gives the same answer."""
-    egress = DEB12.interface("eth0").addresses[0]
-    assert found["fixes"][0] == {"variable": "relay_allowlist", "value": "%s/32" % egress,
+    assert found["fixes"][0] == {"variable": "relay_allowlist", "value": "%s/32" % EGRESS,
                                  "why": "list the address the relay saw in the setting and in relay_allowlist"}
     assert found["console"].endswith("Only accept mail from the specified IP addresses")
     assert found["stage"] == "MAIL"
@@ -162,6 +164,7 @@ def check_allowlist(report, found, count):
 def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, held):
     assert len(held) == PER_CAUSE * len(CAUSES)
     recovered = time.time()
+    doctor_cases.pace(relay_record.relay(), EGRESS, len(held) + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(base))
     flush()
     relay = relay_record.relay()

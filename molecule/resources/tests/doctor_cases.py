@@ -24,6 +24,8 @@ import yaml
 import relay_record
 
 import relay_standin.engine  # noqa: F401  pylint: disable=unused-import
+from relay_standin.config import DEFAULT_DOS_MAX_NEW_CONNECTIONS as DOS_MAX_NEW_CONNECTIONS
+from relay_standin.config import DEFAULT_DOS_WINDOW_SECONDS as DOS_WINDOW_SECONDS
 # the rule engine as the stand-in imports it (top-level _relay): the doctor's own readers tell the tests when the
 # MTA has met the cause (doctor_parsers: for the scenarios' tests, which read their MTA's queue with it)
 # pylint: disable-next=wrong-import-position,import-error,unused-import
@@ -97,6 +99,32 @@ def write_config(container, config):
     """Replace the stand-in's config and wait until it runs with it: connections opened before keep the old
     settings unless the config brings a new restart_epoch."""
     relay_record.apply_config(container, config)
+
+
+def pace(relay_host, client_ip, coming, base):
+    """Wait until the relay's denial-of-service budget has room for ``coming`` new connections from ``client_ip``.
+
+    Google answers a burst of new connections from one address with 421 (the stand-in does too, at its
+    ``dos.max_new_connections`` per ``dos.window_seconds``); every cause flushes all messages held so far, one
+    connection each at worst, and the causes follow each other within seconds: without waiting for older
+    connections to leave the window the test itself would be the burst, and the MTA's messages would be held for
+    a DoS reply instead of the cause's. Waits on the record (connections age out of the window), never a fixed
+    sleep."""
+    dos = dict(base.get("dos") or {})
+    budget = dos.get("max_new_connections", DOS_MAX_NEW_CONNECTIONS)
+    window = float(dos.get("window_seconds", DOS_WINDOW_SECONDS))
+    if budget is None:
+        return
+    assert coming < budget, "%d connections at once exceed the relay's budget of %d" % (coming, budget)
+
+    def recent():
+        now = time.time()
+        return sum(1 for r in relay_record.read_record(relay_host)
+                   if r.get("kind") == "connection" and r.get("client_ip") == client_ip
+                   and now - (r["time"] - r.get("duration", 0.0)) < window)
+
+    relay_record.wait_for(lambda: recent() + coming < budget, timeout=window + 30, interval=2,
+                          what="room for %d new connection(s) in the relay's DoS window" % coming)
 
 
 def run_doctor(host, since, extra=None, check=False, out_dir=None):
