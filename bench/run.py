@@ -150,8 +150,9 @@ def section_throughput(args, rig, publish):
         podman("exec", "-i", name, "sh", "-c", inject.INSTALL, stdin=inject.source())
         tag = "tp-%s-%d" % (role, time.time_ns())
         start = time.time()
-        podman("exec", name, inject.PATH_IN_CONTAINER, "batch", tag, "bench@example.com", str(args.messages),
-               "--id-domain", "bench.example.com", "--recipient-pool", "50", "--body", "bench", "--reconnect-for", "0")
+        podman("exec", name, *inject.in_container("batch", tag, "bench@example.com", args.messages, "--id-domain",
+                                                  "bench.example.com", "--recipient-pool", 50, "--body", "bench",
+                                                  "--reconnect-for", 0))
         submitted = time.time() - start
         deadline = time.monotonic() + args.deadline
         while True:

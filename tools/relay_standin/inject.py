@@ -34,7 +34,8 @@ import ssl
 import sys
 import time
 
-# This file's text is what goes into containers: ``SOURCE`` for ``podman exec -i CONTAINER sh -c INSTALL``.
+# This file's text is what goes into containers: ``source()`` for ``podman exec -i CONTAINER sh -c INSTALL``, then
+# ``podman exec CONTAINER *in_container(ARGS)``.
 PATH_IN_CONTAINER = "/usr/local/bin/smarthost-inject"
 INSTALL = "cat > %s && chmod 0755 %s" % (PATH_IN_CONTAINER, PATH_IN_CONTAINER)
 
@@ -42,6 +43,12 @@ INSTALL = "cat > %s && chmod 0755 %s" % (PATH_IN_CONTAINER, PATH_IN_CONTAINER)
 def source():
     with open(os.path.abspath(__file__), encoding="utf-8") as handle:
         return handle.read()
+
+
+def in_container(*args):
+    """The command that runs the installed copy with ``args`` in a container. By the container's python3: the
+    file has no shebang (ansible-test allows only ``#!/usr/bin/env python``, a name Debian does not install)."""
+    return ["python3", PATH_IN_CONTAINER] + [str(arg) for arg in args]
 
 
 def batch_message(args, index):

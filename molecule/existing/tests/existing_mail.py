@@ -49,15 +49,26 @@ def in_mailbox(host, user, message_id, timeout=60):
     return False
 
 
+def smtp_session(host, port, *transactions):
+    """One session (relay_standin.inject's ``session``) with the SMTP server on the host's loopback address: EHLO,
+    no TLS, then ``transactions`` (each stops before DATA)."""
+    return relay_record.smtp_session(host, {"target": "127.0.0.1", "port": port, "tls": "none",
+                                            "helo": "client.corp.test", "transactions": list(transactions)})
+
+
 def smtp_greeting(host, port):
-    """The greeting line of the SMTP server on the host's loopback address."""
-    return host.check_output(
-        "python3 -c 'import smtplib; s = smtplib.SMTP(); print(s.connect(\"127.0.0.1\", %d)[1].decode())'" % port)
+    """The greeting's text of the SMTP server on the host's loopback address."""
+    session = smtp_session(host, port)
+    assert session["greeting"], session
+    return session["greeting"][1]
 
 
 def smtp_rcpt_reply(host, sender, recipient):
     """The reply of the host's own SMTP server on loopback to RCPT TO after MAIL FROM:<sender> (Debian's
-    Sendmail has delay_checks: the access map's From: entries answer at RCPT)."""
-    return host.check_output(
-        "python3 -c 'import smtplib; s = smtplib.SMTP(\"127.0.0.1\", 25); s.ehlo(\"client.corp.test\"); "
-        "s.mail(\"%s\"); code, text = s.rcpt(\"%s\"); print(code, text.decode())'" % (sender, recipient))
+    Sendmail has delay_checks: the access map's From: entries answer at RCPT), as "code text"; the reply to MAIL
+    FROM when that refused the sender already."""
+    session = smtp_session(host, 25, {"sender": sender, "recipient": recipient, "message_id": mid("rcpt"),
+                                      "data": False})
+    assert session["connect"] == "ok", session
+    [transaction] = session["transactions"]
+    return "%d %s" % tuple(transaction["rcpt"] or transaction["mail"])

@@ -40,6 +40,7 @@ import fault_matrix
 import relay_record
 # The collection's reply catalogue and HELO rules (plugins/module_utils/_relay), as the stand-in imports them.
 from relay_standin.engine import replies, session as relay_session
+from relay_standin.records import RecordTail
 
 SCENARIO = Path(__file__).resolve().parents[1]
 RELAY = "srt-qmail-relay"
@@ -101,7 +102,7 @@ GUARD_PORT = 24
 BACKUP_DIR = "/var/backups/smarthost-qmail"
 GUARD_ON = {"qmail_limit_replies_retry": True, "qmail_relay_refusals_retry": True}
 RESULTS = {}  # case -> counts, written to .cache/logs/qmail-faults.json (each driver's output beside it)
-TAIL = fault_matrix.RecordTail(RELAY)
+TAIL = RecordTail.in_container(RELAY)
 LOGS = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / ".cache" / "logs"
 EPOCHS = itertools.count(int(time.time()))  # the stand-in's restart_epoch: a new value = a relay restart
 

@@ -4,13 +4,15 @@
 
 A ``Batch`` is the messages one MTA queued during one case: ``count`` messages with the unique Message-IDs
 ``<prefix>.<i>@example.com`` and one envelope sender of their own, so that the bounces (DSNs, null sender) the MTA
-sends about them can be told apart from any other mail. The steps, for any MTA:
+sends about them can be told apart from any other mail. They are submitted by the tests' one injector
+(relay_standin.inject ``batch``) and read back with the one record reader (relay_standin.records.RecordTail). The
+steps, for any MTA:
 
     batch = Batch("421-connect", "postfix", 500, run_id)
-    podman("exec", "-i", container, "sh", "-c", INSTALL_INJECTOR, stdin=INJECTOR)   # once per container
-    podman("exec", container, *batch.inject_argv())                                   # SMTP to localhost:25
+    podman("exec", "-i", container, "sh", "-c", inject.INSTALL, stdin=inject.source())   # once per container
+    podman("exec", container, *batch.inject_argv())                                      # SMTP to localhost:25
     ... fault, recovery, flush ...
-    tail = RecordTail("srt-<scenario>-relay")
+    tail = records.RecordTail.in_container("srt-<scenario>-relay")
     row = tally(batch, tail.records(), since=start, client_ip="10.89.1.3")
     row.update(settle(row, queued=..., bounced=...))
     print(format_table([row, ...]))
@@ -18,50 +20,10 @@ sends about them can be told apart from any other mail. The steps, for any MTA:
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
-RECORD = "/var/lib/relay-standin/record.jsonl"
-INJECTOR_PATH = "/usr/local/bin/fault-matrix-inject"
-INSTALL_INJECTOR = "cat > %s && chmod 0755 %s" % (INJECTOR_PATH, INJECTOR_PATH)
-
-# Submits the batch to the MTA's own SMTP listener on localhost:25 in one session (as an application would), at
-# ``rate`` messages per second (0: as fast as the MTA takes them). When the MTA drops the session (a restart by a
-# role run), it reconnects and submits the message it was on again. With ``hold_at`` and ``go_file`` it pauses
-# before message ``hold_at`` until ``go_file`` exists, then goes on at the same rate: a test that changes the MTA
-# while mail flows can so be sure that some messages follow the change however long the change takes.
-# Prints "<submitted> <reconnects>".
-INJECTOR = r'''#!/usr/bin/python3
-import os, smtplib, sys, time
-prefix, sender, count, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-hold_at, go_file = (int(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 6 else (-1, "")
-start, reconnects, smtp, i = time.monotonic(), 0, None, 0
-last_ok = start
-while i < count:
-    if i == hold_at:
-        while not os.path.exists(go_file):
-            time.sleep(0.2)
-        hold_at, start = -1, time.monotonic() - i / rate if rate else start
-        last_ok = time.monotonic()
-    if rate:
-        time.sleep(max(0.0, start + i / rate - time.monotonic()))
-    try:
-        if smtp is None:
-            smtp = smtplib.SMTP("127.0.0.1", 25, local_hostname="localhost", timeout=120)
-        smtp.sendmail(sender, ["rcpt%d@example.net" % i],
-                      "From: %s\r\nTo: rcpt%d@example.net\r\nSubject: %s %d\r\nMessage-ID: <%s.%d@example.com>\r\n"
-                      "\r\nfault matrix\r\n" % (sender, i, prefix, i, prefix, i))
-        i, last_ok = i + 1, time.monotonic()
-    except (OSError, smtplib.SMTPException):
-        if time.monotonic() - last_ok > 600:
-            raise
-        smtp, reconnects = None, reconnects + 1
-        time.sleep(0.5)
-smtp.quit()
-print(count, reconnects)
-'''
+from relay_standin import inject
 
 
 @dataclass(frozen=True)
@@ -86,26 +48,15 @@ class Batch:
         return "<%s.%d@example.com>" % (self.prefix, index)
 
     def inject_argv(self, rate=0.0, hold_at=None, go_file=None):
-        hold = [str(hold_at), go_file] if hold_at is not None else []
-        return [INJECTOR_PATH, self.prefix, self.sender, str(self.count), str(rate)] + hold
+        """The injector's command for the batch in the MTA's container (installed there with inject.INSTALL):
+        to the MTA's own listener on localhost:25, in one session, at ``rate`` messages per second (0: as fast as
+        the MTA takes them), reconnecting after a restart; with ``hold_at``, paused before that message until
+        ``go_file`` exists. It prints "<submitted> <reconnects>"."""
+        hold = ["--hold-at", hold_at, "--go-file", go_file] if hold_at is not None else []
+        return inject.in_container("batch", self.prefix, self.sender, self.count, "--rate", rate, *hold)
 
     def owns(self, record):
         return (record.get("message_id") or "").startswith("<%s." % self.prefix)
-
-
-class RecordTail:
-    """The stand-in's record in a container, read incrementally (the record of a full matrix is megabytes)."""
-
-    def __init__(self, container, path=RECORD):
-        self.container, self.path, self.offset, self.lines = container, path, 0, []
-
-    def records(self):
-        data = subprocess.run(["podman", "exec", self.container, "tail", "-c", "+%d" % (self.offset + 1), self.path],
-                              capture_output=True, check=True).stdout
-        complete = data[:data.rfind(b"\n") + 1]  # an unfinished last line is read next time
-        self.offset += len(complete)
-        self.lines.extend(json.loads(line) for line in complete.splitlines() if line.strip())
-        return self.lines
 
 
 def tally(batch, records, since=0.0, client_ip=None):

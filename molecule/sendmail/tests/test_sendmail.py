@@ -231,9 +231,10 @@ def test_converged_sendmail_cf(host):
 def test_not_an_open_relay(host, relay):
     listening = host.check_output("cat /proc/net/tcp | awk '$4 == \"0A\" {print $2}'").split()
     assert "0100007F:0019" in listening and not [a for a in listening if a.endswith(":0019") and a != "0100007F:0019"]
-    # From another host, port 25 is closed.
-    probe = relay.run("python3 -c \"import socket; socket.create_connection(('%s', 25), 3)\"" % client_ip(host))
-    assert probe.rc != 0
+    # From another host, port 25 is closed: nothing answers there.
+    probe = relay_record.smtp_session(relay, {"target": client_ip(host), "port": 25, "tls": "none",
+                                              "helo": "relay.smarthost.test", "transactions": []})
+    assert probe["connect"] != "ok" and probe["greeting"] is None, probe
 
 
 @pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
@@ -303,21 +304,14 @@ def test_null_sender_two_recipients_two_transactions(relay):
 
 # --- connection reuse ------------------------------------------------------------------------------------------
 
-BULK = """
-import smtplib, sys
-tag, sender = sys.argv[1], sys.argv[2]
-with smtplib.SMTP("127.0.0.1", 25, local_hostname="localhost") as smtp:
-    for i in range(1, 101):
-        smtp.sendmail(sender, ["bulk%d@example.net" % i],
-                      "Subject: bulk %d\\r\\nMessage-ID: <%s.%d@example.com>\\r\\n\\r\\nx\\r\\n" % (i, tag, i))
-"""
-
-
 def test_100_messages_few_connections(relay):
     """100 messages handed to Sendmail at once (one SMTP session to its daemon, as an application would)."""
     tag = "bulk-" + TAG
     start = time.monotonic()
-    AUTH.check_output("python3 -c %s %s %s" % (shlex.quote(BULK), tag, USER))
+    # One session to Sendmail's daemon on localhost:25: <tag.1@example.com> to bulk1@example.net, ... up to 100.
+    out = AUTH.check_output(relay_record.injector("batch", tag, USER, 100, "--first", 1, "--recipient-prefix",
+                                                  "bulk", "--body", "x", "--reconnect-for", 0))
+    assert out.split() == ["100", "0"], out
     submitted = time.monotonic()
 
     def all_arrived():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from relay_standin import inject, records
 
@@ -75,3 +76,40 @@ def test_parse_and_load_agree(tmp_path):
     path.write_bytes(b'{"a": 1}\n\n{"b": 2}\n{"c"')
     assert records.load(path) == records.parse(path.read_bytes()) == [{"a": 1}, {"b": 2}]
     assert records.load(tmp_path / "missing.jsonl") == []
+
+
+def test_installed_copy_submits_the_fault_matrix_messages_and_holds(relay_standin_factory, tmp_path):
+    """The copy the MTA containers get (inject.source(), run by python3 outside the package) sends the fault
+    matrix's messages byte for byte, and with --hold-at waits for the go file before that message."""
+    standin = relay_standin_factory(allowlist=["127.0.0.1"], mail_dir=str(tmp_path / "mail"))
+    installed = tmp_path / "smarthost-inject"
+    installed.write_text(inject.source(), encoding="utf-8")
+    go_file = tmp_path / "go"
+    argv = [sys.executable, "-I", str(installed), "batch", "c.m.r", "c.m@example.com", "2", "--rate", "20",
+            "--hold-at", "1", "--go-file", str(go_file), "--helo", "mta.example.com", "--port",
+            str(standin.port_for(25))]
+    flow = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = standin.wait_for(records.accepted)
+        time.sleep(0.5)
+        assert flow.poll() is None and len(records.accepted(standin.records())) == 1
+        opened = time.time()
+        go_file.touch()
+        out, err = flow.communicate(timeout=30)
+    finally:
+        flow.kill()
+        flow.communicate()
+    assert flow.returncode == 0, err
+    assert out.split() == ["2", "0"]
+    accepted = records.accepted(standin.wait_for(lambda r: len(records.accepted(r)) >= 2))
+    assert accepted[0] == records.accepted(first)[0] and accepted[1]["time"] >= opened
+    for index, record in enumerate(accepted):
+        stored = (tmp_path / "mail" / ("%s.%d.eml" % (record["connection"], record["seq"]))).read_bytes()
+        assert stored == ("From: c.m@example.com\r\nTo: rcpt%d@example.net\r\nSubject: c.m.r %d\r\n"
+                          "Message-ID: <c.m.r.%d@example.com>\r\n\r\nfault matrix\r\n" % (index, index, index)).encode()
+    assert [r["recipients"] for r in accepted] == [["rcpt0@example.net"], ["rcpt1@example.net"]]
+
+
+def test_in_container_runs_the_installed_copy_by_python3():
+    assert inject.in_container("batch", "p", "s@example.com", 3, "--rate", 0.0) == [
+        "python3", inject.PATH_IN_CONTAINER, "batch", "p", "s@example.com", "3", "--rate", "0.0"]

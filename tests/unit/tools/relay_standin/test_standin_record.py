@@ -142,6 +142,17 @@ def test_messages_stored_in_mail_dir(relay_standin_factory, relay_client, tmp_pa
     assert b"Subject: stored" in stored.read_bytes()
 
 
+def test_transaction_line_is_written_before_the_reply(relay_standin_factory, relay_client):
+    """A client that has the relay's reply finds the transaction in the record without waiting (the scenarios read
+    the record as soon as an MTA's queue is empty)."""
+    standin = _standin(relay_standin_factory)
+    client = relay_client.connect(standin, port=25)
+    client.sendmail("alice@example.com", ["bob@remote.test"], message(message_id="<before-reply@example.com>"))
+    [record] = standin.transactions()
+    assert (record["message_id"], record["verdict"]) == ("<before-reply@example.com>", "accepted")
+    client.quit()
+
+
 def test_load_ignores_a_partial_last_line(tmp_path):
     path = tmp_path / "record.jsonl"
     path.write_text('{"kind": "transaction", "verdict": "accepted"}\n{"kind": "trans')
