@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import time
 
 from . import doctor, doctor_parsers as P
 
@@ -76,6 +77,42 @@ def mail_log(run, since, now, log_file=None, candidates=MAIL_LOGS):
         if os.path.exists(path):
             return path, file_lines(path, since, now)
     return None, []
+
+
+class Follower(object):
+    """The mail log's lines written since the follower was made, all of them at every call: the journal's mail
+    facility when systemd runs (``use_journal``), else ``log_file`` or the first classic file that exists, read
+    from its size at the start (from the top once it shrank: multilog rotated ``current``). The test delivery
+    follows its message with it; ``source`` is "journal", the file, or None when there is nothing to read."""
+
+    def __init__(self, run, log_file=None, candidates=MAIL_LOGS, use_journal=True, clock=time.time):
+        self.run = run
+        self.since = clock() - 1
+        self.path, self.offset = None, 0
+        if log_file:
+            self.path = log_file if os.access(log_file, os.R_OK) else None
+        elif use_journal and has_journal():
+            self.source = "journal"
+            return
+        else:
+            self.path = next((path for path in candidates if os.path.exists(path)), None)
+        self.source = self.path
+        if self.path:
+            self.offset = os.path.getsize(self.path)
+
+    def lines(self):
+        if self.source == "journal":
+            return journal(self.run, self.since, "SYSLOG_FACILITY=2")
+        if not self.path:
+            return []
+        try:
+            if os.path.getsize(self.path) < self.offset:
+                self.offset = 0
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                return handle.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return []
 
 
 def postfix(run, since, now, log_file=None):

@@ -80,6 +80,7 @@ def _with_times(lines, now=None):
 
 _PF_DELIVERY = re.compile(r"\b([0-9A-Za-z]{5,}): to=<([^>]*)>,(.*?) status=(sent|deferred|bounced)(?: \((.*)\))?\s*$")
 _PF_FROM = re.compile(r"\b([0-9A-Za-z]{5,}): from=<([^>]*)>, size=")
+_PF_MESSAGE_ID = re.compile(r"(?:^|\s)([0-9A-Za-z]{5,}): message-id=(\S+)")
 _PF_RELAY = re.compile(r"\brelay=([^,\s]+)")
 _PF_SAID = re.compile(r"^(?:host \S+ said|SASL authentication failed; server \S+ said): (.*?)"
                       r"(?: \(in reply to (.*?) command\))?$")
@@ -109,6 +110,15 @@ def postfix_reason(text):
     if match:
         return match.group(1), text, "CONNECT"
     return None, text, stage_of(text) if text else None
+
+
+def postfix_queue_id(lines, message_id):
+    """The queue id cleanup logged for ``message_id`` (``QUEUEID: message-id=<…>``), or None."""
+    for _stamp, rest in _with_times(lines):
+        match = _PF_MESSAGE_ID.search(rest)
+        if match and match.group(2) == message_id:
+            return match.group(1)
+    return None
 
 
 def postfix_queue(text):
@@ -377,6 +387,21 @@ def qmail_log(lines, now=None):
 
 _QREAD_HEAD = re.compile(r"^(\d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d) GMT\s+#(\d+)\s+\d+\s+<([^>]*)>")
 _QREAD_RCPT = re.compile(r"^\s+(done\s+)?(remote|local)\s+(\S+)")
+
+
+def qmail_messages_from(lines, sender):
+    """Numbers of the messages qmail-send logged (``info msg N: … from <sender>``) as coming from ``sender``."""
+    found = []
+    for _stamp, rest in _with_times(lines):
+        match = _QM_INFO.search(rest)
+        if match and match.group(2).lower() == sender.lower():
+            found.append(match.group(1))
+    return found
+
+
+def qmail_ended(lines, msg):
+    """True once qmail-send logged ``end msg`` for message number ``msg``."""
+    return any(match and match.group(1) == msg for match in (_QM_END.search(rest) for _s, rest in _with_times(lines)))
 
 
 def qmail_queue(text, events=()):
