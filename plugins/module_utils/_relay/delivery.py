@@ -295,12 +295,12 @@ def _fix(fix):
 def explanation(diagnosis):
     """One sentence of the doctor's: the class, where it stopped, the cause and the fixes."""
     stage = " at %s" % diagnosis["stage"] if diagnosis.get("stage") else ""
-    reply = diagnosis.get("reply")
-    said = ", the relay said \"%s\"" % " ".join(str(reply[k]) for k in ("code", "status", "text") if reply[k]) \
-        if reply else ""
+    reply = diagnosis.get("reply") or {}
+    words = " ".join(str(reply[key]) for key in ("code", "status", "text") if reply.get(key))
+    said = ', the relay said "%s"' % words if words else ""
     fixes = "; or ".join(_fix(fix) for fix in diagnosis["fixes"])
-    return "relay doctor: %s (%s)%s%s: %s; fix: %s" % (diagnosis["class"], diagnosis["title"], stage, said,
-                                                      diagnosis["cause"], fixes)
+    return "relay doctor: %s (%s)%s%s: %s; fix: %s" % (
+        diagnosis["class"], diagnosis["title"], stage, said, diagnosis["cause"], fixes)
 
 
 def summary(mta, report):
@@ -310,6 +310,9 @@ def summary(mta, report):
         return "the relay accepted the test message to %s (%s): %s" % (report["recipient"], where, report["detail"])
     text = "the relay did not accept the test message to %s (%s, %s): %s" % (
         report["recipient"], where, report["status"], report["detail"])
+    numbered = [line for line in report.get("transcript", ()) if _SM_NUMBERED.match(line)][-3:]
+    if numbered:
+        text += " (the relay's last replies: %s)" % " / ".join(numbered)
     if report["removed"]:
         text += "; the test message was removed from %s's queue" % mta
     if report.get("diagnosis"):

@@ -289,6 +289,8 @@ def test_sendmail_failure_is_explained_and_its_private_queue_removed(tmp_path):
     assert report["diagnosis"]["class"] == "bad_credentials" and report["diagnosis"]["stage"] == "AUTH"
     assert "AG10YUB" not in str(report) and "535 5.7.8" in report["msg"]
     assert report["transcript"][-1] == "%s... Deferred: Temporary AUTH failure" % RECIPIENT
+    assert "(the relay's last replies: %s / %s / 221 2.0.0 closing connection" % tuple(BAD_CREDENTIALS[-2:]) \
+        in report["msg"]
 
 
 def test_sendmail_status_line_reply_and_success(tmp_path):
