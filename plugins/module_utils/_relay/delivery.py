@@ -20,7 +20,7 @@ the MTA's own tool, followed to the relay's answer, and on failure explained wit
 
 Status: ``sent``, ``unconfirmed`` (qmail without a readable log: the message left the queue), ``deferred``,
 ``bounced``, ``timeout`` or ``not submitted``. The log readers are the doctor's (``doctor_parsers``).
-``run(argv, data=None, timeout=None) -> (rc, out, err)``, rc None when ``timeout`` passed.
+``run(argv, data=None, timeout=None, merge=False) -> (rc, out, err)``, rc None when ``timeout`` passed.
 """
 
 from __future__ import annotations
@@ -43,17 +43,19 @@ SUBJECT = "Subject: smarthost.relay %s test delivery from %s"
 POLL = 0.5
 
 
-def run_command(argv, data=None, timeout=None):
-    """``subprocess.run`` with stderr joined to stdout, in the C locale."""
+def run_command(argv, data=None, timeout=None, merge=False):
+    """``subprocess.run`` in the C locale; ``merge`` joins stderr to stdout in the order written (the MTAs'
+    transcripts and complaints), else stderr is apart (journalctl's hints stay out of the log lines)."""
     try:
-        result = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        result = subprocess.run(argv, input=data, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT if merge else subprocess.PIPE,
                                 universal_newlines=True, timeout=timeout, check=False,
                                 env=dict(os.environ, LC_ALL="C"))
     except subprocess.TimeoutExpired:
         return None, "", ""
     except OSError as exc:
         return 127, str(exc), ""
-    return result.returncode, result.stdout, ""
+    return result.returncode, result.stdout, result.stderr or ""
 
 
 def message_id(domain):
@@ -101,7 +103,7 @@ def postfix(params, run=run_command, clock=time.time, sleep=time.sleep):
     mid = message_id(sender.rpartition("@")[2])
     log = doctor_host.Follower(run, params["log_file"])
     rc, out, _err = run([params["sendmail"], "-i", "-f", sender, "--", recipient],
-                        data=message("postfix", sender, recipient, mid))
+                        data=message("postfix", sender, recipient, mid), merge=True)
     if rc != 0:
         return _report(mid, sender, recipient, status="not submitted", detail=out.strip(), log_source=log.source)
     deadline = clock() + params["timeout"]
@@ -189,7 +191,7 @@ def sendmail(params, run=run_command, clock=time.time, sleep=time.sleep):  # pyl
             "-f", sender, recipient]
     report = _report(mid, sender, recipient)
     try:
-        rc, out, _err = run(argv, data=message("sendmail", sender, recipient, mid), timeout=limit + 30)
+        rc, out, _err = run(argv, data=message("sendmail", sender, recipient, mid), timeout=limit + 30, merge=True)
         if rc is None:
             report.update(status="timeout", detail="no answer from the relay within %d seconds" % (limit + 30))
         else:
@@ -238,7 +240,7 @@ def qmail(params, run=run_command, clock=time.time, sleep=time.sleep):
     mid = message_id(sender.rpartition("@")[2])
     log = doctor_host.Follower(run, params["log_file"], candidates=(), use_journal=False)
     rc, out, _err = run([os.path.join(qmail_dir, "bin", "qmail-inject"), "-f" + sender, "-a", recipient],
-                        data=message("qmail", sender, recipient, mid))
+                        data=message("qmail", sender, recipient, mid), merge=True)
     report = _report(mid, sender, recipient, log_source=log.source)
     if rc != 0:
         return dict(report, status="not submitted", detail="qmail-inject exited %s: %s" % (rc, out.strip()))

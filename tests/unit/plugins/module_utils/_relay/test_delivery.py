@@ -156,7 +156,7 @@ class FakePostfix(object):
     def __init__(self, log, status, rc=0):
         self.log, self.status, self.rc, self.calls = log, status, rc, []
 
-    def __call__(self, argv, data=None, timeout=None):
+    def __call__(self, argv, data=None, timeout=None, merge=False):  # pylint: disable=unused-argument
         self.calls.append(argv)
         if argv[0].endswith("sendmail") and self.rc == 0:
             mid = re.search(r"^Message-ID: (\S+)", data, re.MULTILINE).group(1)
@@ -318,7 +318,7 @@ class FakeQmail(object):
     def __init__(self, tmp_path, results, write_log=True):
         self.tmp_path, self.results, self.write_log, self.calls = tmp_path, results, write_log, []
 
-    def __call__(self, argv, data=None, timeout=None):
+    def __call__(self, argv, data=None, timeout=None, merge=False):  # pylint: disable=unused-argument
         self.calls.append(argv)
         mess = self.tmp_path / "qmail" / "queue" / "mess" / "7"
         mess.mkdir(parents=True)
@@ -358,3 +358,25 @@ def test_qmail_success_and_unconfirmed(tmp_path):
                               clock=clock, sleep=sleep)
     assert report["status"] == "unconfirmed" and report["delivered"] and report["log_source"] is None
     assert report["queue_id"] == "131089"
+
+
+def test_run_command_merges_on_request_and_times_out():
+    argv = ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    assert delivery.run_command(argv, merge=True) == (3, "out\nerr\n", "")
+    assert delivery.run_command(argv) == (3, "out\n", "err\n")
+    assert delivery.run_command(["sleep", "5"], timeout=0.2) == (None, "", "")
+    assert delivery.run_command(["/nonexistent/sendmail"])[0] == 127
+
+
+def test_sendmail_timeout_still_removes_its_private_queue(tmp_path):
+    parent = tmp_path / "spool"
+    parent.mkdir()
+    seen = []
+
+    def run(argv, data=None, timeout=None, merge=False):  # pylint: disable=unused-argument
+        seen.append(timeout)
+        return None, "", ""
+
+    report = delivery.deliver("sendmail", params(tmp_path, queue_parent=str(parent), timeout=1), run=run)
+    assert report["status"] == "timeout" and seen == [35] and list(parent.iterdir()) == []
+    assert report["detail"] == "no answer from the relay within 35 seconds" and "diagnosis" not in report
