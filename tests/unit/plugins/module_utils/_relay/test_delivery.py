@@ -233,7 +233,7 @@ def test_postfix_not_submitted_and_timeout(tmp_path):
 
 # --- Sendmail: the verbose transcript -------------------------------------------------------------------------
 
-def transcript(status, auth_reply=BAD_CREDENTIALS, after_auth=()):
+def transcript(status, auth_reply=tuple(BAD_CREDENTIALS), after_auth=()):
     return "\n".join([
         "%s... Connecting to relay.smarthost.test. port 587 via relay..." % RECIPIENT,
         "220 relay.smarthost.test ESMTP ready",
