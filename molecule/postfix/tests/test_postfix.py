@@ -484,6 +484,8 @@ def test_rollback_when_the_relay_refuses_the_test_delivery(relay):
     out = text(result)
     assert "(rolled back)" in out and "test message" in out, out[-3000:]
     assert "535" in out or "authentication failed" in out.lower(), out[-3000:]
+    # the doctor's explanation of the failed test delivery: the class and the fix naming the variables
+    assert "relay doctor: bad_credentials" in out and "relay_auth_password" in out, out[-3000:]
     assert WRONG_PASSWORD not in result.stdout + result.stderr
     assert sha(DEB12, *MAIN_FILES) == before
     assert not DEB12.file("/etc/postfix/smarthost_sasl_passwd").exists
