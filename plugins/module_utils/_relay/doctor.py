@@ -276,10 +276,23 @@ def egress_from(reply):
     return match.group(1) if match else None
 
 
+# Fixes that name Postfix's setting, and the MTA's own variable for it: Sendmail has no main.cf (its per-transaction
+# recipient limit is the relay mailer's SMTP_MAILER_MAXRCPTS) and keeps connections open with its connection cache.
+MTA_FIXES = {
+    "sendmail": {
+        "{mta}_main_cf": ("sendmail_mc_extra", "define(`SMTP_MAILER_MAXRCPTS', `<a lower limit>')",
+                          "the relay mailer's per-transaction recipient limit"),
+        "postfix_connection_reuse": ("sendmail_connection_cache_size", 2,
+                                     "keep connections to the relay open and send several messages on each"),
+    },
+}
+
+
 def fixes_for(key, mta=None, egress=None):
     """The class's fixes as dicts (variable, value, why), with this host's values filled in where known."""
     out = []
-    for variable, value, why in BY_CLASS[key].fixes:
+    for fix in BY_CLASS[key].fixes:
+        variable, value, why = MTA_FIXES.get(mta, {}).get(fix[0], fix)
         variable = variable.replace("{mta}", mta or "<mta>")
         if isinstance(value, str) and "{egress}" in value:
             value = value.replace("{egress}", egress) if egress else "this host's egress address/32"

@@ -8,11 +8,15 @@ the MTAs' own failure texts name theirs; the verdict follows the queue."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import yaml
 
 from ansible_collections.smarthost.relay.plugins.module_utils._relay import doctor as D
 from ansible_collections.smarthost.relay.plugins.module_utils._relay import replies as R
 
+ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "..", "roles")
 TOKEN = "x12-20020a05.37"
 VALUES = {"ip": "198.51.100.7", "domains": "example.com", "helo": "bad name"}
 RULES = R.retry_rules()
@@ -102,6 +106,20 @@ def test_null_sender_without_identity_is_its_own_class():
 def test_mta_variables_are_named_for_the_mta():
     fixes = D.diagnose(R.render("customer_daily"), mta="sendmail")["fixes"]
     assert "sendmail_limit_replies_retry" in [f["variable"] for f in fixes]
+
+
+def test_sendmail_fixes_name_sendmail_variables():
+    """Sendmail has no main.cf nor Postfix's connection reuse: its fixes name the role's own variables."""
+    with open(os.path.join(ROLES, "sendmail", "defaults", "main.yml")) as handle:
+        sendmail_vars = yaml.safe_load(handle)
+    many = D.diagnose(R.render("too_many_recipients"), mta="sendmail")["fixes"]
+    assert many[0]["variable"] == "sendmail_mc_extra" and "SMTP_MAILER_MAXRCPTS" in many[0]["value"]
+    dos = [f["variable"] for f in D.diagnose(R.render("dos_helo"), mta="sendmail")["fixes"]]
+    assert dos == ["relay_helo_name", "sendmail_connection_cache_size"]
+    assert {"sendmail_mc_extra", "sendmail_connection_cache_size"} <= set(sendmail_vars)
+    assert D.diagnose(R.render("too_many_recipients"), mta="postfix")["fixes"][0]["variable"] == "postfix_main_cf"
+    postfix_dos = D.diagnose(R.render("dos_helo"), mta="postfix")["fixes"]
+    assert "postfix_connection_reuse" in [f["variable"] for f in postfix_dos]
 
 
 @pytest.mark.parametrize("text, expected, stage", [
