@@ -52,6 +52,8 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setattr("ansible.module_utils.basic.AnsibleModule.run_command", run_command)
     monkeypatch.setattr(doctor_host, "has_journal", lambda: False)
     monkeypatch.setattr(doctor_host, "detect_mta", lambda *a, **k: "postfix")
+    # One clock for both runs: a second boundary between them changed oldest_age (CI, 2026-12-06).
+    monkeypatch.setattr(relay_doctor.time, "time", lambda: now)
     return {"log": str(log), "commands": commands}
 
 
