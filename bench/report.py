@@ -8,6 +8,8 @@ import os
 import platform
 
 SECTIONS = ("policy", "roles", "throughput", "pool", "site")
+# The bench's baseline playbooks (roles section) and the role of the collection each is the floor for.
+BASELINE_FOR = {"baseline": "postfix"}
 
 
 def load_average():
@@ -42,6 +44,59 @@ def _seconds(phase):
     return "%.1f s%s" % (phase["median"], " (%d failed)" % failed if failed else "")
 
 
+def _check_mode(phases):
+    """Check mode on the converged host; nothing for a run without check mode (a baseline)."""
+    return ", check mode %s" % _seconds(phases["check_converged"]) if phases.get(
+        "check_converged", {}).get("samples") else ""
+
+
+def ratio(ours, base):
+    """ours / base, None when either is missing or base is 0."""
+    return ours / base if ours is not None and base else None
+
+
+def _times(value):
+    return "n/a" if value is None else "%.2f×" % value
+
+
+def ratio_figures(ours, base):
+    """A role's converge and rerun against its baseline's: the ratio of the medians, then each round's own
+    (the rounds ran side by side, so a round's pair saw the same load)."""
+    parts = []
+    for phase, label in (("converge", "first converge"), ("rerun", "idempotent rerun")):
+        rounds = [ratio(a, b) for a, b in zip(ours[phase]["samples"], base[phase]["samples"])]
+        parts.append("%s %s (rounds: %s)" % (label, _times(ratio(ours[phase]["median"], base[phase]["median"])),
+                                            ", ".join(_times(r) for r in rounds) or "none"))
+    return ", ".join(parts)
+
+
+def _role_rows(roles):
+    out = []
+    results = roles["results"]
+    for role, phases in results.items():
+        fresh = ", check mode on the fresh host %s" % _seconds(phases["check_fresh"]) if phases.get(
+            "check_fresh", {}).get("samples") else ""
+        out.append(("role", role, "first converge %s, idempotent rerun %s (changed %d)%s%s (median of %d)%s" % (
+            _seconds(phases["converge"]), _seconds(phases["rerun"]), max(phases["rerun_changed"]), fresh,
+            _check_mode(phases), len(phases["converge"]["samples"]),
+            "".join("; %s" % failure for failure in phases.get("failures", []))), _load(roles)))
+    for baseline, role in BASELINE_FOR.items():
+        if baseline in results and role in results:
+            out.append(("role", "%s / %s" % (role, baseline), ratio_figures(results[role], results[baseline]),
+                        _load(roles)))
+    return out
+
+
+def _site_figures(run):
+    """Wall time, and (runs since the controller's CPU was measured) CPU per host and the hosts' image."""
+    figures = "%.1f s total, %.1f s per host" % (run["seconds"], run["seconds_per_host"])
+    if "cpu_seconds_per_host" in run:
+        figures += ", controller CPU %.1f s = %.2f s per host" % (run["cpu_seconds"], run["cpu_seconds_per_host"])
+    if "image" in run:
+        figures += ", Postfix preinstalled" if run["image"] == "preinstalled" else ", Postfix installed by the role"
+    return figures
+
+
 def rows(report):
     """The table as (section, item, figures, load average before → after) rows."""
     out = []
@@ -54,14 +109,7 @@ def rows(report):
                         _load(policy)))
     roles = report.get("roles")
     if roles:
-        for role, phases in roles["results"].items():
-            fresh = ", check mode on the fresh host %s" % _seconds(phases["check_fresh"]) if phases.get(
-                "check_fresh", {}).get("samples") else ""
-            out.append(("role", role, "first converge %s, idempotent rerun %s (changed %d)%s, check mode %s "
-                        "(median of %d)%s" % (
-                            _seconds(phases["converge"]), _seconds(phases["rerun"]), max(phases["rerun_changed"]),
-                            fresh, _seconds(phases["check_converged"]), len(phases["converge"]["samples"]),
-                            "".join("; %s" % failure for failure in phases.get("failures", []))), _load(roles)))
+        out.extend(_role_rows(roles))
     throughput = report.get("throughput")
     if throughput:
         for role, tp in throughput["results"].items():
@@ -87,8 +135,8 @@ def rows(report):
     site = report.get("site")
     if site:
         for run in site["results"]:
-            out.append(("site.yml", "%d hosts, forks %d" % (run["hosts"], run["forks"]),
-                        "%.1f s total, %.1f s per host" % (run["seconds"], run["seconds_per_host"]), _load(site)))
+            out.append(("site.yml", "%d hosts, forks %d" % (run["hosts"], run["forks"]), _site_figures(run),
+                        _load(site)))
     return out
 
 
@@ -99,6 +147,11 @@ def header(report):
         ", ".join("%s %s" % item for item in mach["versions"].items())))
 
 
+RERUN = ("Rerun: `bash bench/run.sh` (details in `bench/run.py --help`). Issue 18's converge and fleet goals in one run, "
+         "the other sections kept from this file: `bash bench/run.sh --sections roles,site --roles postfix,baseline "
+         "--runs 3 --site 1:1,5:5,20:20 --merge bench/results/latest.json` (roles: the Postfix role against "
+         "bench/playbooks/baseline_postfix.yml, the manual steps alone, in rounds that alternate which goes first; "
+         "site: forks = hosts on hosts with Postfix installed already, `--site-image plain` for bare ones).")
 NOTE = ("This machine's cores may be shared with other work, and a section's own containers load it too (20 hosts "
         "converging at once): the load average (1, 5, 15 min) before → after each section is part of every figure.")
 
@@ -120,7 +173,7 @@ def format_markdown(report):
     for row in rows(report):
         lines.append("| %s |" % " | ".join(cell.replace("|", "/") for cell in row))
     lines += ["", "The bench AUTH password occurs %s times in the run's output (every ansible-playbook run included)."
-              % report.get("password_in_output", "?"), "", "Rerun: `bash bench/run.sh` (details in `bench/run.py --help`).",
+              % report.get("password_in_output", "?"), "", RERUN,
               ""]
     for note in report.get("notes", []):
         lines.append("- %s" % note)

@@ -8,13 +8,16 @@ Everything is named srt-bench-…; ``Rig.down()`` removes it all. Needs scripts/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
 from relay_standin import records
@@ -27,6 +30,10 @@ RELAY = "srt-bench-relay"
 PASSWORD_FILE = CACHE / "secrets.yml"
 # Everything the run's commands print goes here too, so it can be searched for the password at the end.
 LOG = CACHE / "run.log"
+BASE_IMAGE = "localhost/smarthost-debian:12"
+# The base image with the Postfix role's Debian packages installed (bench/postfix.Containerfile).
+POSTFIX_IMAGE = "localhost/smarthost-bench-postfix:12"
+POSTFIX_CONTAINERFILE = ROOT / "bench" / "postfix.Containerfile"
 
 
 def log(text):
@@ -85,7 +92,7 @@ class Rig:
             time.sleep(0.5)
         return self
 
-    def add_hosts(self, names, image="localhost/smarthost-debian:12"):
+    def add_hosts(self, names, image=BASE_IMAGE):
         for name in names:
             podman("run", "-d", "--name", name, "--hostname", name.replace("srt-bench-", "") + ".example.com",
                    "--network", NETWORK, "--systemd=always", image, "/sbin/init")
@@ -113,6 +120,23 @@ class Rig:
         return [r for r in self.records() if r.get("kind") == "transaction"]
 
 
+def image_recipe(containerfile, base_id):
+    """The label that says which Containerfile and base image an image was built from."""
+    return hashlib.sha256(containerfile.encode() + b"\0" + base_id.encode()).hexdigest()[:16]
+
+
+def postfix_image():
+    """POSTFIX_IMAGE, built when it is missing or its Containerfile or base image changed; returns its tag."""
+    base_id = podman("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE).stdout.strip()
+    recipe = image_recipe(POSTFIX_CONTAINERFILE.read_text(), base_id)
+    have = podman("image", "inspect", "--format", '{{index .Labels "smarthost.recipe"}}', POSTFIX_IMAGE, check=False)
+    if have.returncode != 0 or have.stdout.strip() != recipe:
+        # --pull=never: the base is the local test-bed image, never a registry's
+        podman("build", "--pull=never", "--label", "smarthost.recipe=%s" % recipe, "-t", POSTFIX_IMAGE,
+               "-f", str(POSTFIX_CONTAINERFILE), str(POSTFIX_CONTAINERFILE.parent))
+    return POSTFIX_IMAGE
+
+
 def write_inventory(path, groups, extra_vars=None):
     """An inventory of podman containers: {group: [names]} plus shared vars."""
     lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman",
@@ -131,16 +155,31 @@ def write_inventory(path, groups, extra_vars=None):
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+class Played(NamedTuple):
+    seconds: float
+    changed: dict
+    output: str
+    # CPU seconds (user + system) of ansible-playbook, its workers and what they ran and waited for on the controller
+    cpu_seconds: float
+
+
 def run_playbook(inventory, playbook, *args, forks=5):
-    """Run ansible-playbook; return (seconds, {host: changed}, output). Raises on failure."""
+    """Run ansible-playbook; return a Played. Raises on failure."""
     cmd = ["ansible-playbook", "-i", str(inventory), "-f", str(forks), "-e", "@%s" % PASSWORD_FILE, str(playbook), *args]
-    start = time.monotonic()
     # Per-task times in the log, to see where a slow run spends them.
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    elapsed = time.monotonic() - start
-    log("$ %s\n%s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)  # pylint: disable=consider-using-with
+        # wait4: this child's own usage, not that of other threads' children (--parallel)
+        dummy, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    log("$ %s\n%s%s" % (" ".join(cmd), stdout, stderr))
     if proc.returncode != 0:
-        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stdout[-4000:] + proc.stderr[-2000:]))
-    changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(proc.stdout)}
-    return elapsed, changed, proc.stdout
+        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), stdout[-4000:] + stderr[-2000:]))
+    changed = {m.group(1): int(m.group(3)) for m in RECAP.finditer(stdout)}
+    return Played(elapsed, changed, stdout, usage.ru_utime + usage.ru_stime)

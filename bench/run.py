@@ -2,16 +2,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The benchmark harness: one command, one table (and JSON, Markdown) of what the collection costs.
 
-    bash bench/run.sh [--sections policy,roles,throughput,pool,site] [--runs 3] [--roles postfix,sendmail]
-                      [--site 1:5,5:5,20:5,20:20] [--messages 1000]
+    bash bench/run.sh [--sections policy,roles,throughput,pool,site] [--runs 3] [--roles postfix,sendmail,baseline]
+                      [--site 1:5,5:5,20:5,20:20] [--site-image preinstalled|plain] [--messages 1000]
                       [--pool-runs qmail:1,qmail:20,sendmail:1,sendmail:4,qmail:20:noreuse] [--per-session 10]
 
 Sections: policy (the controller checks for 10/1,000/10,000 ranges), roles (first converge, idempotent rerun,
-check mode on a fresh and on a converged Debian 12 container, median of --runs), throughput (--messages messages
+check mode on a fresh and on a converged Debian 12 container, median of --runs rounds, each round one run per role in
+an order that rotates; the role "baseline" is bench/playbooks/baseline_postfix.yml, the manual Postfix steps alone,
+timed without check mode and reported as the ratio postfix / baseline), throughput (--messages messages
 through each MTA until the stand-in accepted them, and the TCP connections used), pool (--messages messages through
 the relay guard alone, in qmail-remote's sessions - one message each - and in Sendmail's - --per-session each -, the
 relay connections they took and the stand-in's denial-of-service refusals, per --pool-runs STYLE:CONCURRENCY[:noreuse]),
-site (site.yml against HOSTS:FORKS). Not a pass/fail test. Nothing outside this machine is contacted but Debian's
+site (site.yml against HOSTS:FORKS, on hosts with Postfix preinstalled unless --site-image plain; wall time and the
+controller's CPU seconds). Not a pass/fail test. Nothing outside this machine is contacted but Debian's
 mirror (package installs).
 """
 
@@ -32,12 +35,17 @@ from pathlib import Path
 
 import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
 import report as fmt
-from rig import CACHE, LOG, ROOT, Rig, log, podman, run_playbook, write_inventory
+from rig import (BASE_IMAGE, CACHE, LOG, POSTFIX_IMAGE, ROOT, Rig, log, podman, postfix_image, run_playbook,
+                 write_inventory)
+from rounds import round_order
 from relay_standin import inject
 
 RESULTS = ROOT / "bench" / "results"
 ROLE_PLAYBOOK = ROOT / "bench" / "playbooks" / "role.yml"
 GUARD_PLAYBOOK = ROOT / "bench" / "playbooks" / "guard.yml"
+# Roles that are playbooks of the bench's own, the floors the collection's roles are measured against.
+BASELINES = {"baseline": ROOT / "bench" / "playbooks" / "baseline_postfix.yml"}
+PHASE_ARGS = {"check_fresh": ("--check", "--diff"), "converge": (), "rerun": (), "check_converged": ("--check", "--diff")}
 RELAY_VARS = {
     "relay_host": "relay.smarthost.test", "relay_tls": "required", "relay_auth": True,
     "relay_auth_username": "bench@example.com", "relay_domains": ["example.com"],
@@ -58,8 +66,16 @@ NOTES = [
     "runs from the first submission to the stand-in's record of the last accepted message.",
     "Policy: CPU seconds of the rule engine (allowlist check, the same with n/10 egress addresses, the whole profile "
     "check), median of the runs.",
+    "Roles: each round runs every role once, each on a fresh container, in an order rotated by one every round "
+    "(postfix, baseline; baseline, postfix; …); medians over the rounds. baseline: bench/playbooks/baseline_postfix.yml, "
+    "the service document's manual Postfix steps alone (apt install as the role does it, relayhost, SASL password map "
+    "and postmap, TLS with verification, reload), no check mode; the postfix / baseline row gives the ratio of the "
+    "medians and each round's own.",
     "site.yml: fresh containers, postfix group, test message on (relay_test_recipient set); container start and "
-    "CA trust are not timed.",
+    "CA trust are not timed. --site-image preinstalled (the default): the hosts run bench/postfix.Containerfile's "
+    "image, Debian 12 with postfix, libsasl2-modules and ca-certificates installed, so the figure is the "
+    "collection's and not apt's; plain: the bare test-bed image. Controller CPU: user + system seconds of "
+    "ansible-playbook, its workers and the podman commands they ran (wait4), divided by the hosts.",
     "Pool: the relay guard alone (smarthost.relay.relay_guard with the limit and refusal rules, the pool's defaults: "
     "at most 4 relay connections, 4 idle for 60 s) on a Debian 12 container, sessions from inside it to "
     "127.0.0.1:24 (bench/guard_sessions.py); the stand-in's denial-of-service rule at its default, 421 at HELO for "
@@ -87,39 +103,65 @@ def fresh_host(rig, name, role):
     return inventory
 
 
+def role_phases(role, check_fresh):
+    """The timed phases of one run; a baseline has no check mode."""
+    if role in BASELINES:
+        return ("converge", "rerun")
+    return (("check_fresh",) if check_fresh else ()) + ("converge", "rerun", "check_converged")
+
+
+def role_playbook(role):
+    if role in BASELINES:
+        return (BASELINES[role],)
+    return (ROLE_PLAYBOOK, "-e", "bench_role=%s" % role)
+
+
+def run_role(rig, role, index, check_fresh, record):
+    """One run of a role on a fresh container: each phase's seconds (None if it failed) into record; the host's name."""
+    name = "srt-bench-%s-%d" % (role, index)
+    inventory = fresh_host(rig, name, role)
+    for phase in role_phases(role, check_fresh):
+        try:
+            played = run_playbook(inventory, *role_playbook(role), *PHASE_ARGS[phase])
+        except RuntimeError as error:  # reported in the table; the run log has the output
+            record["samples"][phase].append(None)
+            record["failures"].append("%s %s run %d failed: %s" % (role, phase, index + 1, str(error).splitlines()[0]))
+            continue
+        record["samples"][phase].append(round(played.seconds, 1))
+        if phase == "rerun":
+            record["rerun_changed"].append(played.changed.get(name, -1))
+    return name, inventory
+
+
+def role_results(record):
+    out = {phase: {"median": _median([x for x in v if x is not None]), "samples": v}
+           for phase, v in record["samples"].items()}
+    out["rerun_changed"] = record["rerun_changed"] or [-1]
+    out["failures"] = record["failures"]
+    return out
+
+
 def section_roles(args, rig, publish):
+    records = {role: {"samples": {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []},
+                      "rerun_changed": [], "failures": []} for role in args.roles}
     results = {}
-    for role in args.roles:
-        samples = {"check_fresh": [], "converge": [], "rerun": [], "check_converged": []}  # check_fresh: optional
-        rerun_changed, failures = [], []
-        phases = ((("check_fresh", ("--check", "--diff")),) if args.check_fresh else ()) + (
-            ("converge", ()), ("rerun", ()), ("check_converged", ("--check", "--diff")))
-        for index in range(args.runs):
-            if index and past(args.stop_by):
-                failures.append("%s: %d of %d runs, the rest skipped past --stop-by" % (role, index, args.runs))
-                break
-            name = "srt-bench-%s-%d" % (role, index)
-            inventory = fresh_host(rig, name, role)
-            for phase, extra in phases:
-                try:
-                    seconds, changed, dummy = run_playbook(inventory, ROLE_PLAYBOOK, "-e", "bench_role=%s" % role,
-                                                           *extra)
-                except RuntimeError as error:  # reported in the table; the run log has the output
-                    samples[phase].append(None)
-                    failures.append("%s %s run %d failed: %s" % (role, phase, index + 1, str(error).splitlines()[0]))
-                    continue
-                samples[phase].append(round(seconds, 1))
-                if phase == "rerun":
-                    rerun_changed.append(changed.get(name, -1))
-            if "throughput" in args.sections and not args.parallel:  # goes on with the last converged host
+    for index in range(args.runs):
+        if index and past(args.stop_by):
+            for role in args.roles:
+                records[role]["failures"].append("%s: %d of %d runs, the rest skipped past --stop-by" % (
+                    role, index, args.runs))
+                results[role] = role_results(records[role])
+            publish(results)
+            break
+        for role in round_order(args.roles, index):
+            name, inventory = run_role(rig, role, index, args.check_fresh, records[role])
+            if "throughput" in args.sections and not args.parallel and role in MTA_VERSION:
+                # goes on with the last converged host
                 rig.remove_hosts(list(rig.converged.pop(role, ())[:1]))
                 rig.converged[role] = (name, inventory)
             else:
                 rig.remove_hosts([name])
-            results[role] = {phase: {"median": _median([x for x in v if x is not None]),
-                                     "samples": v} for phase, v in samples.items()}
-            results[role]["rerun_changed"] = rerun_changed or [-1]
-            results[role]["failures"] = failures
+            results[role] = role_results(records[role])
             publish(results)
     return results
 
@@ -141,7 +183,7 @@ def mta_deferrals(name, role):
 
 def section_throughput(args, rig, publish):
     results = {}
-    for role in args.roles:
+    for role in [r for r in args.roles if r in MTA_VERSION]:  # not the baselines
         name, inventory = rig.converged.pop(role, ("srt-bench-tp-%s" % role, None))
         if inventory is None:
             inventory = fresh_host(rig, name, role)
@@ -266,20 +308,23 @@ def parse_pool_runs(text):
 
 def section_site(args, rig, publish):
     results = []
+    image = postfix_image() if args.site_image == "preinstalled" else BASE_IMAGE  # built before the clock runs
     for hosts, forks in args.site:
         if past(args.stop_by):
             print("site.yml %d hosts, forks %d: skipped, past --stop-by %s" % (hosts, forks, args.stop_by),
                   file=sys.stderr)
             continue
         names = ["srt-bench-site-%02d" % n for n in range(hosts)]
-        rig.add_hosts(names)
+        rig.add_hosts(names, image=image)
         inventory = write_inventory(CACHE / "site-inventory.yml", {"postfix": names},
                                     dict(RELAY_VARS, relay_test_recipient="site-test@example.net"))
         run_playbook(inventory, ROOT / "molecule" / "resources" / "trust_test_ca.yml", forks=20)
-        seconds, changed, dummy = run_playbook(inventory, ROOT / "playbooks" / "site.yml", forks=forks)
-        results.append({"hosts": hosts, "forks": forks, "seconds": round(seconds, 1),
-                        "seconds_per_host": round(seconds / hosts, 1),
-                        "changed_per_host": statistics.median(changed[n] for n in names)})
+        played = run_playbook(inventory, ROOT / "playbooks" / "site.yml", forks=forks)
+        results.append({"hosts": hosts, "forks": forks, "image": args.site_image, "seconds": round(played.seconds, 1),
+                        "seconds_per_host": round(played.seconds / hosts, 1),
+                        "cpu_seconds": round(played.cpu_seconds, 1),
+                        "cpu_seconds_per_host": round(played.cpu_seconds / hosts, 2),
+                        "changed_per_host": statistics.median(played.changed[n] for n in names)})
         rig.remove_hosts(names)
         publish(results)
     return results
@@ -366,9 +411,13 @@ def parse_site(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(fmt.SECTIONS))
-    parser.add_argument("--roles", default="postfix,sendmail", type=lambda s: s.split(","))
+    parser.add_argument("--roles", default="postfix,sendmail", type=lambda s: s.split(","),
+                        help="roles section: roles of the collection, and baseline (the manual Postfix steps)")
     parser.add_argument("--site", default="1:5,5:5,20:5,20:20", type=parse_site, help="HOSTS:FORKS,…")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--site-image", choices=("preinstalled", "plain"), default="preinstalled",
+                        help="site section: hosts with Postfix installed already (%s, built when missing) or the "
+                             "bare test-bed image" % POSTFIX_IMAGE)
+    parser.add_argument("--runs", type=int, default=3, help="roles section: rounds (one run of each role each)")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--deadline", type=int, default=900, help="seconds to wait for the stand-in to accept all")
     parser.add_argument("--pool-runs", default="qmail:1,qmail:20,sendmail:1,sendmail:4,qmail:20:noreuse",

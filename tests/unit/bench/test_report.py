@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib.util
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,3 +75,60 @@ def test_count_secret():
     assert report.count_secret(["xx s3cret yy", "s3crets3cret"], "s3cret") == 3
     assert report.count_secret(["anything"], "") == 0
     assert report.count_secret(["anything"], None) == 0
+
+
+def _phase(samples):
+    done = sorted(x for x in samples if x is not None)
+    return {"median": statistics.median(done) if done else None, "samples": samples}
+
+
+def _role(converge, rerun, check=None):
+    return {"converge": _phase(converge), "rerun": _phase(rerun),
+            "check_fresh": {"median": None, "samples": []},
+            "check_converged": {"median": check, "samples": [check] if check else []},
+            "rerun_changed": [0] * len(converge), "failures": []}
+
+
+BASELINE_RUN = dict(REPORT, roles=dict(LOAD, results={"postfix": _role([40.0, 45.0, None], [8.0, 10.0, 9.0], 10.0),
+                                                      "baseline": _role([30.0, 36.0, 33.0], [4.0, 5.0, 4.5])}))
+
+
+def test_ratio_of_medians_and_of_each_round_after_the_role_rows():
+    rows = [r for r in report.rows(BASELINE_RUN) if r[0] == "role"]
+    assert [r[1] for r in rows] == ["postfix", "baseline", "postfix / baseline"]
+    assert rows[2][2] == ("first converge 1.29× (rounds: 1.33×, 1.25×, n/a), "
+                          "idempotent rerun 2.00× (rounds: 2.00×, 2.00×, 2.00×)")
+
+
+def test_baseline_row_has_no_check_mode():
+    rows = {r[1]: r[2] for r in report.rows(BASELINE_RUN)}
+    assert rows["baseline"] == "first converge 33.0 s, idempotent rerun 4.5 s (changed 0) (median of 3)"
+    assert "check mode 10.0 s" in rows["postfix"]
+
+
+def test_no_ratio_row_without_both_sides():
+    alone = dict(REPORT, roles=dict(LOAD, results={"baseline": _role([30.0], [4.0])}))
+    assert [r[1] for r in report.rows(alone) if r[0] == "role"] == ["baseline"]
+
+
+def test_ratio():
+    assert report.ratio(3.0, 2.0) == 1.5
+    assert report.ratio(None, 2.0) is None
+    assert report.ratio(3.0, None) is None
+    assert report.ratio(3.0, 0) is None
+
+
+def test_site_row_with_controller_cpu_and_image():
+    run = {"hosts": 20, "forks": 20, "image": "preinstalled", "seconds": 120.0, "seconds_per_host": 6.0,
+           "cpu_seconds": 90.0, "cpu_seconds_per_host": 4.5}
+    site = dict(REPORT, site=dict(LOAD, results=[run, dict(run, image="plain")]))
+    figures = [r[2] for r in report.rows(site) if r[0] == "site.yml"]
+    assert figures == [
+        "120.0 s total, 6.0 s per host, controller CPU 90.0 s = 4.50 s per host, Postfix preinstalled",
+        "120.0 s total, 6.0 s per host, controller CPU 90.0 s = 4.50 s per host, Postfix installed by the role"]
+
+
+def test_markdown_says_how_to_rerun_issue_18s_goals():
+    markdown = report.format_markdown(REPORT)
+    assert "--roles postfix,baseline --runs 3" in markdown
+    assert "--site 1:1,5:5,20:20" in markdown
