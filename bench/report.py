@@ -65,8 +65,8 @@ def ratio_figures(ours, base):
     parts = []
     for phase, label in (("converge", "first converge"), ("rerun", "idempotent rerun")):
         rounds = [ratio(a, b) for a, b in zip(ours[phase]["samples"], base[phase]["samples"])]
-        parts.append("%s %s (rounds: %s)" % (label, _times(ratio(ours[phase]["median"], base[phase]["median"])),
-                                            ", ".join(_times(r) for r in rounds) or "none"))
+        overall = ratio(ours[phase]["median"], base[phase]["median"])
+        parts.append("%s %s (rounds: %s)" % (label, _times(overall), ", ".join(_times(r) for r in rounds) or "none"))
     return ", ".join(parts)
 
 
