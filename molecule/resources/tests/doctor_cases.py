@@ -79,6 +79,38 @@ CAUSES = (
 )
 DEGRADED = {"peak_limit", "too_many_recipients", "dos_helo"}
 
+# Sendmail sending to the relay itself (relay guard off): it passes every 5xx of its smart host on as a bounce at
+# the first attempt (no setting retries one; the guard exists for that), so these causes leave nothing queued: the
+# doctor counts their messages as bounced. They are induced first, while nothing is held, so that no message held
+# by a 4xx cause is bounced by a later one.
+SENDMAIL_DIRECT_BOUNCED = ("sender", "allowlist", "credentials", "tls_required", "user_daily", "customer_daily")
+
+
+def _with_auth_required(changes):
+    return lambda base, mta: dict(changes(base, mta), auth_required=True)
+
+
+def sendmail_direct(causes=CAUSES):
+    """The causes as Sendmail meets them without the relay guard: ``(cause, held, probe class)`` in the order to
+    induce them (bouncing causes first); ``held`` False where Sendmail bounces the messages.
+
+    Credentials: after a 5xx to AUTH Sendmail goes on without authenticating (usersmtp.c gives up only on a 4xx)
+    and logs nothing about the refused login, so an allowlisted host's mail still passes; the relay must also
+    require SMTP AUTH (as Google does with "Require SMTP Authentication") for wrong credentials to stop mail, and
+    what Sendmail logs is the MAIL's ``530 5.5.1 Authentication Required``: the queue's class is auth_required,
+    whose fixes name the AUTH settings too. The probe, which tries AUTH once and stops, meets the 535 itself.
+    Sendmail has no main.cf: its per-transaction recipient limit is the relay mailer's, set in sendmail.mc."""
+    out = []
+    for cause in causes:
+        probe_klass = cause.klass
+        if cause.name == "credentials":
+            cause = cause._replace(changes=_with_auth_required(cause.changes), klass="auth_required",
+                                   fix="relay_auth")
+        if cause.fix == "{mta}_main_cf":
+            cause = cause._replace(fix="sendmail_mc_extra")
+        out.append((cause, cause.name not in SENDMAIL_DIRECT_BOUNCED, probe_klass))
+    return sorted(out, key=lambda item: item[1])
+
 
 def config_for(cause, base, mta):
     """The stand-in's whole config while ``cause`` holds: prepare's config with the cause's changes and a relay
@@ -157,9 +189,10 @@ def expected_verdict(cause):
     return "degraded" if cause.klass in DEGRADED else "blocked"
 
 
-def check_probe(report, cause, stage=None):
-    """The probe met the cause at its step, with the same class as the queue's."""
+def check_probe(report, cause, stage=None, klass=None):
+    """The probe met the cause at its step, with the same class as the queue's (or ``klass``, where the MTA's texts
+    name the cause by another class than the relay's reply to the probe)."""
     probe = report["probe"]
     assert (probe["stopped_at"], probe["diagnosis"]["class"], probe["verdict"]) == (
-        stage or cause.probe_stage, cause.klass, expected_verdict(cause)), probe
+        stage or cause.probe_stage, klass or cause.klass, expected_verdict(cause)), probe
     assert "probe stopped at %s: %s" % (probe["stopped_at"], probe["diagnosis"]["title"]) in report["reasons"]
