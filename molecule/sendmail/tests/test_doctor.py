@@ -76,8 +76,11 @@ def log_lines(since, ids):
 
 def qf_files():
     """{file name: text} of the queue's qf files (in the queue directory, or its qf/ subdirectory)."""
-    out = AUTH.check_output("cd %s && for f in qf* qf/qf*; do [ -f \"$f\" ] && printf '==> %%s\\n' \"${f##*/}\" "
-                            "&& cat \"$f\"; done; true" % QUEUE)
+    result = AUTH.run("cd %s && for f in qf* qf/qf*; do [ -f \"$f\" ] && printf '==> %%s\\n' \"${f##*/}\" "
+                      "&& cat \"$f\"; done; true" % QUEUE)
+    assert result.rc == 0, result.stderr
+    # qf files hold Sendmail's macro bytes (\201 …): read as the doctor reads them, undecodable bytes replaced
+    out = result.stdout_bytes.decode("utf-8", "replace")
     files = {}
     for chunk in re.split(r"(?:^|\n)==> ", out)[1:]:
         name, _sep, text = chunk.partition("\n")
