@@ -44,6 +44,8 @@ PER_CAUSE = 2
 WAIT = 90  # a queue run every 5 s, retries after 10 s (molecule.yml): far less in practice
 PROBE_RECIPIENT = "probe-%s@example.net" % TAG
 MTA = {"helo": AUTH.check_output("hostname -f"), "port": 587}  # Sendmail greets with $j
+EGRESS = AUTH.interface("eth0").addresses[0]  # the address the relay sees (and counts new connections of)
+PROBES = 2  # the doctor's probe connects once per run, and the allowlist cause runs the doctor twice
 CASES = doctor_cases.sendmail_direct()
 QUEUE = "/var/spool/mqueue"
 RESULTS = {"runs": [], "causes": {}}
@@ -175,6 +177,7 @@ def test_doctor_names_each_cause(base, sent, accepted_before, case):
     cause, held, probe_klass = case
     started, since = time.monotonic(), time.time()
     times = {}
+    doctor_cases.pace(relay_record.relay(), EGRESS, len(sent["held"]) + PER_CAUSE + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.config_for(cause, base, MTA))
     ids = [send("%s-%d" % (cause.name, i), cause.sender) for i in range(PER_CAUSE)]
     sent["held" if held else "bounced"].extend(ids)
@@ -237,6 +240,7 @@ def check_allowlist(report, found):
 def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, sent):
     assert len(sent["held"]) + len(sent["bounced"]) == PER_CAUSE * len(CASES)
     recovered = time.time()
+    doctor_cases.pace(relay_record.relay(), EGRESS, len(sent["held"]) + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(base))
     flush()
     relay = relay_record.relay()

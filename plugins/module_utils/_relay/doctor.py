@@ -277,8 +277,19 @@ def egress_from(reply):
 
 
 # Fixes that name Postfix's setting, and the MTA's own variable for it: Sendmail has no main.cf (its per-transaction
-# recipient limit is the relay mailer's SMTP_MAILER_MAXRCPTS) and keeps connections open with its connection cache.
+# recipient limit is the relay mailer's SMTP_MAILER_MAXRCPTS) and keeps connections open with its connection cache;
+# qmail has no main.cf either and opens a connection per delivery, one recipient each (qmail-send), so its
+# connections to the relay are the relay guard's pool, and a transaction with too many recipients is another
+# client's of the guard.
 MTA_FIXES = {
+    "qmail": {
+        "{mta}_main_cf": ("relay_guard_address", "127.0.0.1",
+                          "qmail sends one recipient per transaction: the transaction came from another client of "
+                          "the relay guard; keep the guard on loopback, for this host's qmail alone"),
+        "postfix_connection_reuse": ("relay_guard_pool_max_connections", 4,
+                                     "the relay guard keeps connections to the relay open and sends qmail's "
+                                     "deliveries over them"),
+    },
     "sendmail": {
         "{mta}_main_cf": ("sendmail_mc_extra", "define(`SMTP_MAILER_MAXRCPTS', `<a lower limit>')",
                           "the relay mailer's per-transaction recipient limit"),

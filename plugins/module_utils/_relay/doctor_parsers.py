@@ -168,6 +168,11 @@ _SM_DELIVERY = re.compile(r"\b([0-9A-Za-z]{8,}): to=(.*?), (?:.*?, )?dsn=([245]\
 _SM_FROM = re.compile(r"\b([0-9A-Za-z]{8,}): from=<?([^>,]*)>?, size=")
 _SM_MAILER = re.compile(r"\bmailer=([^,\s]+)")
 _SM_RELAY = re.compile(r"\brelay=([^,\s]+)")
+_SM_CONNECTED = re.compile(r"\brelay=[^,\s]+ \[[^\]]+\]")
+# Sendmail's own answer to DATA (srvrsmtp.c): a message handed from the submission program (MSP) to this host's
+# daemon, not a delivery to the relay, which answers with its own text.
+_SM_LOCAL_HANDOFF = re.compile(r"^Sent \([0-9A-Za-z]{8,} Message accepted for delivery\)$")
+_SM_LOCAL_MAILERS = ("local", "prog", "*file*", "*include*")
 _SM_FIELD = re.compile(r"(?:^|, )(stat|reply)=(.*?)(?=, (?:stat|reply)=|$)")
 _SM_DEFERRED = re.compile(r"^(?:Deferred|Service unavailable|Sent)(?: \(|: )?(.*?)\)?$")
 _SM_FAILURE_REPLY = re.compile(r"^[45][0-9]{2}[ -]")
@@ -223,10 +228,31 @@ def _sendmail_tls_of(rest, sessions):
     return sessions.get((pid.group(1), _sendmail_host(relay.group(1))))
 
 
+def _sendmail_attempt_key(rest):
+    pid, relay = _SM_PID.search(rest), _SM_RELAY.search(rest)
+    return (pid.group(1), _sendmail_host(relay.group(1))) if pid and relay else None
+
+
+def _sendmail_cached_reply(rest, stat, attempts):
+    """``(reply, stage)`` for a failure Sendmail did not try itself, or None.
+
+    Once a connection to the relay failed, the same queue run defers each further message for that host from its
+    host status (deliver.c's mci cache) without connecting: the line names the relay without an address
+    (``relay=relay.smarthost.test.,``), carries no reply= and repeats the failure's stat= or only "Deferred". The
+    refusal is the process's last real attempt on that relay."""
+    if _SM_CONNECTED.search(rest):
+        return None
+    attempt = attempts.get(_sendmail_attempt_key(rest))
+    if attempt is None or stat not in ("Deferred", attempt["stat"]):
+        return None
+    return attempt["reply"], attempt["stage"]
+
+
 def sendmail_log(lines, now=None):
     """Delivery events from Sendmail's log lines (``to=…, dsn=…, stat=…[, reply=…]``), each failure joined with
-    the TLS its session logged (``tls``: ``{"verify", "logged"}``)."""
-    senders, sessions, events = {}, {}, []
+    the TLS its session logged (``tls``: ``{"verify", "logged"}``) and, when Sendmail deferred it from its host
+    status without connecting, with the reply of the attempt that set that status."""
+    senders, sessions, attempts, events = {}, {}, {}, []
     for stamp, rest in _with_times(lines, now):
         match = _SM_FROM.search(rest)
         if match:
@@ -244,13 +270,20 @@ def sendmail_log(lines, now=None):
         mailer = _SM_MAILER.search(rest)
         mailer = mailer.group(1) if mailer else ""
         reply, local = sendmail_reason(fields.get("stat"), fields.get("reply"))
+        stage = stage_of(local) if reply is None else None
         status = {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
         tls = _sendmail_tls_of(rest, sessions) if status != "sent" else None
+        cached = _sendmail_cached_reply(rest, local, attempts) if status != "sent" and reply is None else None
+        if cached:
+            reply, stage = cached
+        elif _SM_CONNECTED.search(rest) and _sendmail_attempt_key(rest):
+            attempts[_sendmail_attempt_key(rest)] = (
+                None if status == "sent" else {"reply": reply, "stage": stage, "stat": local})
         for recipient in recipients.split(","):
             events.append({"time": stamp, "queue_id": queue_id, "recipient": recipient.strip().strip("<>"),
                            "sender": senders.get(queue_id), "status": status, "reply": reply, "local": local,
-                           "stage": stage_of(local) if reply is None else None, "tls": tls,
-                           "relay": mailer not in ("local", "prog", "*file*", "*include*")})
+                           "stage": stage, "tls": tls,
+                           "relay": mailer not in _SM_LOCAL_MAILERS and not _SM_LOCAL_HANDOFF.match(local or "")})
     return events
 
 

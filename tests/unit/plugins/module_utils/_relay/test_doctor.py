@@ -122,6 +122,31 @@ def test_sendmail_fixes_name_sendmail_variables():
     assert "postfix_connection_reuse" in [f["variable"] for f in postfix_dos]
 
 
+def role_variables(*roles):
+    names = set()
+    for role in roles:
+        with open(os.path.join(ROLES, role, "defaults", "main.yml")) as handle:
+            names |= set(yaml.safe_load(handle) or {})
+    return names
+
+
+@pytest.mark.parametrize("mta", ["postfix", "sendmail", "qmail"])
+def test_every_fix_names_a_variable_the_roles_have(mta):
+    """A fix the operator cannot set is no fix: each variable is the relay role's, the MTA's or the guard's."""
+    known = role_variables("relay", "relay_guard", mta)
+    for key in D.BY_CLASS:
+        for fix in D.fixes_for(key, mta=mta, egress="198.51.100.7"):
+            assert fix["variable"] in known, (mta, key, fix)
+
+
+def test_qmail_fixes_go_through_the_guard():
+    """qmail sends one recipient per delivery, on a connection of its own: the guard is where both are settled."""
+    many = D.diagnose(R.render("too_many_recipients"), mta="qmail")["fixes"]
+    assert [f["variable"] for f in many] == ["relay_guard_address"]
+    dos = [f["variable"] for f in D.diagnose(R.render("dos_helo"), mta="qmail")["fixes"]]
+    assert dos == ["relay_helo_name", "relay_guard_pool_max_connections"]
+
+
 @pytest.mark.parametrize("text, expected, stage", [
     ("connect to relay.smarthost.test[10.89.0.2]:587: Connection refused", "unreachable", "CONNECT"),
     ("connect to relay.smarthost.test[10.89.0.2]:587: Connection timed out", "unreachable", "CONNECT"),

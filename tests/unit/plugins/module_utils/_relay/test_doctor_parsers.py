@@ -190,9 +190,11 @@ def test_postqueue_certificate_reason():
 # --- Sendmail ---------------------------------------------------------------------------------------------
 
 def sendmail_line(prefix, reply_field, stat, dsn="4.7.1", qid="4A2B3C4D005678", mailer="relay", pid=4242,
-                  relay="relay.smarthost.test."):
+                  relay="relay.smarthost.test.", address="10.89.0.2"):
+    """A delivery line; ``address`` None for a failure taken from the host status (no connection made)."""
     fields = ["to=<a@example.net>", "ctladdr=<app@example.com> (1000/1000)", "delay=00:00:05", "xdelay=00:00:05",
-              "mailer=%s" % mailer, "pri=120412", "relay=%s [10.89.0.2]" % relay, "dsn=%s" % dsn]
+              "mailer=%s" % mailer, "pri=120412", "relay=%s" % relay + (" [%s]" % address if address else ""),
+              "dsn=%s" % dsn]
     if reply_field:
         fields.append("reply=%s" % reply_field)
     fields.append("stat=%s" % stat)
@@ -385,6 +387,68 @@ def test_sendmail_queue_read_error_takes_the_reply_from_the_log(version, prefix,
         [row] = report["classes"]
         assert row["queued"] == 1 and row["deferred"] == 1
         assert report["verdict"] == "blocked"
+
+
+# --- Sendmail: the rest of a queue run deferred from the host status -----------------------------------------
+#
+# After a failed connection to the relay, the same queue run defers each further message for it without
+# connecting: relay= without an address, no reply=, and stat= repeating the failure's or a bare "Deferred" (seen in
+# the sendmail scenario, Debian 12: the DoS 421 at EHLO and the 501 to the HELO name).
+
+HOST_STATUS = [
+    # (the attempt's reply lines, its stat=, the cached line's stat=, dsn, the class with reply=, without)
+    (HELO_REFUSED, RESET, RESET, "4.4.2", "helo_name", "unreachable"),
+    (DOS_HELO, "Deferred: " + DOS_HELO[0], "Deferred", "4.5.0", "dos_helo", "dos_helo"),
+]
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+@pytest.mark.parametrize("reply_lines, stat, cached_stat, dsn, with_class, without_class", HOST_STATUS,
+                         ids=["helo", "dos_helo"])
+def test_sendmail_host_status_takes_the_reply_of_the_attempt(version, prefix, with_reply, reply_lines, stat,
+                                                             cached_stat, dsn, with_class, without_class):
+    expected = with_class if with_reply else without_class
+    lines = [sendmail_line(prefix, sendmail_reply_field(reply_lines) if with_reply else None, stat, dsn=dsn,
+                           qid="4A2B3C4D005601", pid=4439),
+             sendmail_line(prefix, None, cached_stat, dsn=dsn, qid="4A2B3C4D005602", pid=4439, address=None)]
+    events = P.sendmail_log(lines, NOW)
+    assert classes(events) == [expected, expected], version
+    qf = QF.replace("MDeferred: 450 4.7.1 Daily SMTP relay limit exceeded for customer.", "M" + cached_stat)
+    [entry] = P.sendmail_queue_with_log([P.sendmail_qf("qf4A2B3C4D005602", qf)], events)
+    assert classes([entry]) == [expected], version
+
+
+def test_sendmail_host_status_joins_only_its_own_failed_attempt():
+    prefix = "2026-11-02T11:59:00+00:00 deb12"
+    refused = "Deferred: " + DOS_HELO[0]
+    lines = [sendmail_line(prefix, sendmail_reply_field(DOS_HELO), refused, dsn="4.5.0", qid="4A2B3C4D005601",
+                           pid=5001),
+             # another queue run: its host status is its own
+             sendmail_line(prefix, None, "Deferred", dsn="4.5.0", qid="4A2B3C4D005602", pid=5002, address=None),
+             # the same run, another failure text: not the 421's
+             sendmail_line(prefix, None, "Deferred: Connection refused by relay.smarthost.test.", dsn="4.4.1",
+                           qid="4A2B3C4D005603", pid=5001, address=None),
+             # the same run delivered since: the 421 no longer stands
+             sendmail_line(prefix, "250 2.0.0 OK x12 - gsmtp", "Sent (OK x12 - gsmtp)", dsn="2.0.0",
+                           qid="4A2B3C4D005604", pid=5001),
+             sendmail_line(prefix, None, "Deferred", dsn="4.5.0", qid="4A2B3C4D005605", pid=5001, address=None)]
+    events = [e for e in P.sendmail_log(lines, NOW) if e["status"] != "sent"]
+    assert [e["reply"] is not None for e in events] == [True, False, False, False]
+    assert classes(events)[:3] == ["dos_helo", "unknown", "unreachable"]
+
+
+def test_sendmail_handoff_to_its_own_daemon_is_no_relay_delivery():
+    """The sendmail command (the MSP) hands each message to the daemon at [127.0.0.1], which answers with
+    Sendmail's own text: that is no delivery to the relay, whose answer is its own (through the guard too)."""
+    prefix = "2026-11-02T11:59:00+00:00 deb12"
+    handoff = sendmail_line(prefix, None, "Sent (4A2B3C4D005699 Message accepted for delivery)", dsn="2.0.0",
+                            qid="4A2B3C4D005698", relay="[127.0.0.1]", address="127.0.0.1")
+    guard = sendmail_line(prefix, "250 2.0.0 OK 1793620740 x12 - gsmtp", "Sent (OK 1793620740 x12 - gsmtp)",
+                          dsn="2.0.0", qid="4A2B3C4D005699", relay="[127.0.0.1]", address="127.0.0.1")
+    assert [e["relay"] for e in P.sendmail_log([handoff, guard], NOW)] == [False, True]
+    deferred = sendmail_line(prefix, None, "Deferred: " + DOS_HELO[0], dsn="4.5.0", qid="4A2B3C4D005699")
+    events = P.sendmail_log([handoff, deferred], NOW)
+    assert D.summarise([], events, NOW, mta="sendmail")["last_success"] is None
 
 
 # --- Sendmail: the relay's certificate does not verify (an impostor) ---------------------------------------
