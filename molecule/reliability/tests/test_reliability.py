@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import doctor_cases
 import fault_matrix
 import relay_record
 from fault_matrix import Batch
@@ -83,6 +84,11 @@ CASES = [
     ("untrusted-cert", {"tls": IMPOSTOR_TLS}, 6),
 ]
 RECOVERED = {"faults": [], "tls": GOOD_TLS}
+# The relay doctor's class for the cases whose reply it explains, asked while the fault holds and mail is held:
+# Postfix meets the relay's reply itself (its status filter defers it), Sendmail through the relay guard, which
+# hands it the reply rewritten to 4xx. The doctor must name the relay's cause either way.
+DOCTOR_CLASSES = {"450-peak": "peak_limit", "550-user-daily": "user_daily_limit",
+                  "550-customer-daily": "customer_daily_limit", "550-relay-denied": "allowlist"}
 # Cases the relay's record cannot show an MTA meeting: nothing listens, the stall is given up before a line is
 # recorded, the impostor is checked on its own.
 UNRECORDED = ("unreachable", "stall", "untrusted-cert")
@@ -213,6 +219,8 @@ def run_case(name, changes, hold, during=None):
         time.sleep(hold)
         side = side.result() if side else None
     held = {mta: queued(mta) for mta in MTAS}
+    if name in DOCTOR_CLASSES:
+        ask_the_doctor(name, start)
     recovered = time.time()  # from here on the stand-in may answer normally
     standin(**RECOVERED)
     for mta in MTAS:
@@ -233,6 +241,25 @@ def run_case(name, changes, hold, during=None):
         ROWS.append(row)
     print("\n" + fault_matrix.format_table(rows.values()))
     return rows, side, start, recovered
+
+
+def ask_the_doctor(name, since):
+    """playbooks/doctor.yml (check mode, no probe) over both MTAs while the fault holds: each names the case's
+    class for the mail it holds, with the fix for its own MTA, and nothing it cannot explain."""
+    klass = DOCTOR_CLASSES[name]
+    hosts = {MTAS[mta]["container"]: mta for mta in MTAS}
+    result, reports = doctor_cases.run_doctor_on(list(hosts), since, check=True)
+    seen = RESULTS.setdefault("doctor", {})[name] = {"seconds": result.seconds}
+    for host, mta in hosts.items():
+        report = reports[host]
+        found = doctor_cases.row(report, klass)
+        seen[mta] = {"verdict": report["verdict"], "queue": report["queue_size"],
+                     "classes": {r["class"]: [r["queued"], r["deferred"], r["guard"]] for r in report["classes"]}}
+        assert report["mta"] == mta and found and found["queued"] > 0, (mta, report)
+        assert not doctor_cases.row(report, "unknown"), (mta, report)
+        # the rule engine's fixes for this MTA; the allowlist's with the address the relay saw: this container's
+        assert found["fixes"] == doctor_cases.engine_doctor.fixes_for(klass, mta=mta, egress=IPS[mta]), (mta, found)
+        assert report["verdict"] == ("degraded" if klass in doctor_cases.DEGRADED else "blocked"), (mta, report)
 
 
 def assert_clean(row):

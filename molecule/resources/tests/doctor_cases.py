@@ -162,15 +162,21 @@ def pace(relay_host, client_ip, coming, base):
 def run_doctor(host, since, extra=None, check=False, out_dir=None):
     """playbooks/doctor.yml on ``host`` (its inventory name) for the window since ``since``; ``extra``: more
     variables (the probe's). Returns (CompletedProcess, the host's report)."""
+    result, reports = run_doctor_on([host], since, extra, check, out_dir)
+    return result, reports[host]
+
+
+def run_doctor_on(hosts, since, extra=None, check=False, out_dir=None):
+    """playbooks/doctor.yml in one run over ``hosts``; returns (CompletedProcess, {host: its report})."""
     out_dir = Path(out_dir or os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / ("doctor-%s" % uuid.uuid4().hex[:6])
-    variables = {"doctor_hosts": host, "doctor_become": False, "doctor_window": int(time.time() - since) + 5,
-                 "doctor_report_dir": str(out_dir)}
+    variables = {"doctor_hosts": ",".join(hosts), "doctor_become": False,
+                 "doctor_window": int(time.time() - since) + 5, "doctor_report_dir": str(out_dir)}
     result = relay_record.run_playbook(DOCTOR, *(["--check"] if check else []),
                                        extra_vars=dict(variables, **(extra or {})))
     assert (out_dir / "doctor.json").exists(), result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((out_dir / "doctor.json").read_text())
     assert (out_dir / "doctor.md").read_text().startswith("# Relay doctor")
-    return result, report["hosts"][host]
+    return result, report["hosts"]
 
 
 def class_of(entry, mta):
