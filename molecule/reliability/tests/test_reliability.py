@@ -260,6 +260,9 @@ def ask_the_doctor(name, since):
         # the rule engine's fixes for this MTA; the allowlist's with the address the relay saw: this container's
         assert found["fixes"] == doctor_cases.engine_doctor.fixes_for(klass, mta=mta, egress=IPS[mta]), (mta, found)
         assert report["verdict"] == ("degraded" if klass in doctor_cases.DEGRADED else "blocked"), (mta, report)
+        if mta == "sendmail" and name.startswith("550"):
+            # the guard logged each 5xx it rewrote (its journal, read by the doctor): counted apart from Sendmail's
+            assert found["guard"] > 0, (mta, found)
 
 
 def assert_clean(row):
