@@ -219,30 +219,26 @@ def _sendmail_session_tls(rest, sessions):
     return True
 
 
-def _sendmail_tls_of(rest, sessions):
-    """The TLS of the session a delivery line was sent in: the latest STARTTLS=client (or tls_server) line of the
-    same process for the same relay, or None."""
-    pid, relay = _SM_PID.search(rest), _SM_RELAY.search(rest)
-    if not (pid and relay):
-        return None
-    return sessions.get((pid.group(1), _sendmail_host(relay.group(1))))
-
-
-def _sendmail_attempt_key(rest):
+def _sendmail_process_relay(rest):
+    """(pid, relay host) of a delivery line, or None: what joins it to its process's session and attempts."""
     pid, relay = _SM_PID.search(rest), _SM_RELAY.search(rest)
     return (pid.group(1), _sendmail_host(relay.group(1))) if pid and relay else None
 
 
-def _sendmail_cached_reply(rest, stat, attempts):
+def _sendmail_tls_of(rest, sessions):
+    """The TLS of the session a delivery line was sent in: the latest STARTTLS=client (or tls_server) line of the
+    same process for the same relay, or None."""
+    return sessions.get(_sendmail_process_relay(rest))
+
+
+def _sendmail_cached_reply(key, stat, attempts):
     """``(reply, stage)`` for a failure Sendmail did not try itself, or None.
 
     Once a connection to the relay failed, the same queue run defers each further message for that host from its
     host status (deliver.c's mci cache) without connecting: the line names the relay without an address
     (``relay=relay.smarthost.test.,``), carries no reply= and repeats the failure's stat= or only "Deferred". The
-    refusal is the process's last real attempt on that relay."""
-    if _SM_CONNECTED.search(rest):
-        return None
-    attempt = attempts.get(_sendmail_attempt_key(rest))
+    refusal is the process's last real attempt on that relay (``key``: the line's process and relay)."""
+    attempt = attempts.get(key)
     if attempt is None or stat not in ("Deferred", attempt["stat"]):
         return None
     return attempt["reply"], attempt["stage"]
@@ -273,12 +269,13 @@ def sendmail_log(lines, now=None):
         stage = stage_of(local) if reply is None else None
         status = {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
         tls = _sendmail_tls_of(rest, sessions) if status != "sent" else None
-        cached = _sendmail_cached_reply(rest, local, attempts) if status != "sent" and reply is None else None
+        key, connected = _sendmail_process_relay(rest), _SM_CONNECTED.search(rest)
+        cached = (_sendmail_cached_reply(key, local, attempts)
+                  if status != "sent" and reply is None and not connected else None)
         if cached:
             reply, stage = cached
-        elif _SM_CONNECTED.search(rest) and _sendmail_attempt_key(rest):
-            attempts[_sendmail_attempt_key(rest)] = (
-                None if status == "sent" else {"reply": reply, "stage": stage, "stat": local})
+        elif connected and key:
+            attempts[key] = None if status == "sent" else {"reply": reply, "stage": stage, "stat": local}
         for recipient in recipients.split(","):
             events.append({"time": stamp, "queue_id": queue_id, "recipient": recipient.strip().strip("<>"),
                            "sender": senders.get(queue_id), "status": status, "reply": reply, "local": local,
