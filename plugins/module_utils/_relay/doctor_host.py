@@ -167,9 +167,13 @@ def guard_events(run, since, now):
 def examine(run, mta, since, now, log_file=None, egress=None, guard=True, **paths):
     """The doctor's report for this host (``doctor.summarise``) plus where it read from."""
     queue, events, source = READERS[mta](run, since, now, log_file, **paths)
-    if guard:
-        events = events + guard_events(run, since, now)
-    report = doctor.summarise(queue, events, now, mta=mta, egress=egress)
+    # read after the MTA's log, so that each Sendmail line read finds the guard's rewrite logged before it
+    guarded = guard_events(run, since, now) if guard else []
+    if mta == "sendmail" and guarded:
+        # behind the guard, a reply's first line (all Sendmail logs) takes the whole reply from the guard's rewrite
+        events = P.sendmail_guard_join(events, guarded)
+        queue = P.sendmail_queue_with_log(queue, events)
+    report = doctor.summarise(queue, events + guarded, now, mta=mta, egress=egress)
     report["log_source"] = source
     report["since"] = int(since)
     return report

@@ -13,6 +13,9 @@ Every reader is a pure function of text, so that each layout is tested without t
   is the relay's own words (a string, or a list of reply lines) and ``local`` the MTA's text around them;
 * log events: ``{"time", "queue_id", "recipient", "sender", "status", "reply", "local", "stage", "relay"}``,
   status one of sent, deferred, bounced; ``relay`` False for deliveries that did not go to a relay (local mail).
+  The relay guard's rewrites also carry ``rewritten`` (the lines it handed on); a Sendmail event joined to one
+  (``sendmail_guard_join``) carries ``guard_join`` (``{"logged", "guard_time"}``: the line Sendmail logged, the
+  rewrite's time).
 
 Log lines may carry any of the prefixes ``log_prefix`` knows: ``journalctl -o short-unix``, RFC 3339 (rsyslog's
 default on Debian 12 and later), the traditional syslog stamp (no year), multilog's TAI64N, or none
@@ -22,11 +25,13 @@ default on Debian 12 and later), the traditional syslog stamp (no year), multilo
 from __future__ import annotations
 
 import ast
+import bisect
 import calendar
 import json
 import re
 import time
 
+from . import replies
 from .doctor import stage_of
 
 # ---- line prefixes -------------------------------------------------------------------------------
@@ -287,7 +292,8 @@ def sendmail_log(lines, now=None):
 def sendmail_queue_with_log(queue, events):
     """The queue entries with what the log adds to each: Sendmail's queue keeps only its own status line (``M``,
     or mailq's), so the latest logged failure of the same queue id gives the relay's reply (8.16.1+ ``reply=``)
-    where the queue has none, and its session's TLS."""
+    where the queue has none, or where it keeps the first line the guard join completed in the log
+    (``sendmail_guard_join``), and its session's TLS. Applying it again to joined events is safe."""
     latest = {}
     for event in events:
         if event["status"] != "sent" and event.get("queue_id"):
@@ -297,10 +303,17 @@ def sendmail_queue_with_log(queue, events):
         event = latest.get(entry["queue_id"])
         if event is not None:
             entry = dict(entry, tls=event.get("tls"))
-            if entry.get("reply") is None and event.get("reply") is not None:
+            if event.get("reply") is not None and (entry.get("reply") is None or _same_first_line(entry, event)):
                 entry.update(reply=event["reply"], stage=event.get("stage"))
         out.append(entry)
     return out
+
+
+def _same_first_line(entry, event):
+    """True when the queue keeps the very line that ``event`` logged before the guard join completed it."""
+    joined = event.get("guard_join")
+    return bool(joined) and isinstance(entry.get("reply"), str) and (
+        _first_line_key(entry["reply"]) == _first_line_key(joined["logged"]))
 
 
 def sendmail_qf(name, text):
@@ -462,7 +475,8 @@ def qmail_queue(text, events=()):
 # ---- the relay guard -----------------------------------------------------------------------------
 
 _GUARD_SESSION = re.compile(r"\[(\d+)\] (.*)$")
-_GUARD_REWRITE = re.compile(r"^rewrite \(([^)]*)\): ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") -> ")
+_QUOTED = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_GUARD_REWRITE = re.compile(r"^rewrite \(([^)]*)\): %s -> %s" % (_QUOTED, _QUOTED))
 _GUARD_REPLY = re.compile(r"^(?:relay \S+ (answered (EHLO|MAIL FROM|RCPT TO|DATA) with|greeted with)|"
                           r"AUTH \S+ failed for \S+:) ([2-5][0-9]{2}\b.*)$")
 _GUARD_LOCAL = re.compile(r"^relay \S+ (unreachable: .*|certificate .*|TLS handshake failed.*|does not offer "
@@ -471,14 +485,15 @@ _GUARD_LOCAL = re.compile(r"^relay \S+ (unreachable: .*|certificate .*|TLS hands
 
 def guard_log(lines, now=None):
     """Refusals the relay guard logged (``journalctl -u smarthost-relay-guard``): a reply it rewrote (its
-    original lines), a reply at connect, EHLO or AUTH, and its own failures to reach or trust the relay.
-    Events carry no queue id; ``source`` is "guard"."""
+    original lines; ``rewritten``: the lines it handed on), a reply at connect, EHLO or AUTH, and its own failures
+    to reach or trust the relay. Events carry no queue id; ``source`` is "guard"."""
     events, pending = [], {}
 
     def flush(session):
-        stamp, lines_ = pending.pop(session)
+        stamp, lines_, rewritten = pending.pop(session)
         events.append({"time": stamp, "queue_id": None, "recipient": None, "sender": None, "status": "deferred",
-                       "reply": lines_, "local": None, "stage": None, "relay": True, "source": "guard"})
+                       "reply": lines_, "rewritten": rewritten, "local": None, "stage": None, "relay": True,
+                       "source": "guard"})
 
     for stamp, rest in _with_times(lines, now):
         match = _GUARD_SESSION.search(rest)
@@ -487,8 +502,10 @@ def guard_log(lines, now=None):
         session, message = match.groups()
         rewrite = _GUARD_REWRITE.match(message)
         if rewrite:
-            line = ast.literal_eval(rewrite.group(2))
-            pending.setdefault(session, (stamp, []))[1].append(line)
+            line, new = ast.literal_eval(rewrite.group(2)), ast.literal_eval(rewrite.group(3))
+            reply = pending.setdefault(session, (stamp, [], []))
+            reply[1].append(line)
+            reply[2].append(new)
             if line[3:4] != "-":
                 flush(session)
             continue
@@ -510,3 +527,84 @@ def guard_log(lines, now=None):
     for session in list(pending):
         flush(session)
     return events
+
+
+# ---- Sendmail behind the relay guard ------------------------------------------------------------
+#
+# Sendmail keeps only the first line of a reply (usersmtp.c reply(): the continuation lines go to a junk buffer).
+# Where the relay splits its distinctive words over the first two lines ("550-5.7.1 Daily SMTP relay limit exceeded
+# for" / "550-5.7.1 customer. …"), the guard rewrites every line to 450-4.7.1 and Sendmail logs a line that names
+# no cause. The guard logs every line of each reply it rewrites, so such a deferral takes the whole reply from the
+# guard's rewrite of it. The join, and why:
+# * The key is the reply and the time, not a session: the guard numbers its client sessions and logs the client's
+#   port at connect, but Sendmail logs its process and queue ids, never its own port, and the guard sees neither.
+#   What both log is the line: the guard's rewritten first line (what it handed Sendmail) must equal the line
+#   Sendmail logged in reply= or stat= (code, enhanced code and words, normalised: reply= writes the code without
+#   its "-"); and the rewrite must come at most GUARD_JOIN_WINDOW seconds before Sendmail's line (the guard logs
+#   a rewrite before it hands the reply on, Sendmail logs the deferral once it read the reply, later on a busy
+#   host) or GUARD_JOIN_SKEW after it (a classic log file's stamps are whole seconds, the guard's journal's not).
+# * Only rewrites of more than one line (a one-line reply reaches Sendmail whole), and only a Sendmail line the
+#   catalogue does not name: a first line that names its cause (the user's daily limit, "Mail relay denied")
+#   keeps its class as before.
+# * Never the nearest in time: Sendmail runs queue runners in parallel, each in its own guard session, so the
+#   nearest rewrite may be another message's. Every rewrite that fits must carry the same reply, compared
+#   normalised (line codes and the session token removed: Google's token differs in every reply); two different
+#   replies behind the same first line in the window leave the line unjoined (``unknown``, as before).
+# The guard listens on loopback for this host's MTA only, so a rewrite with that first line is a reply this
+# Sendmail got. What the join cannot see is a reply the guard handed on unchanged (it logs none) with the very same
+# first line, that is a relay reply already 4xx with a limit's words: the relay sends none such.
+GUARD_JOIN_WINDOW = 10.0
+GUARD_JOIN_SKEW = 1.0
+
+
+def _first_line_key(line):
+    code, status, text = replies.normalise([line])
+    return code, status, text.lower()
+
+
+def _reply_key(lines):
+    code, status, text = replies.normalise(lines)
+    return code, status, text.lower()
+
+
+def sendmail_guard_join(events, guard):
+    """Sendmail's log ``events`` with each deferral whose reply is the unnamed first line of a reply the relay
+    guard rewrote (``guard``: ``guard_log``'s events) given the whole rewritten reply and ``guard_join``; the rest
+    as they were. Without guard rewrites (Sendmail sending to the relay itself) nothing changes."""
+    by_first = {}
+    for rewrite in sorted((g for g in guard if g.get("time") is not None and len(g.get("rewritten") or ()) > 1),
+                          key=lambda g: g["time"]):
+        times, found = by_first.setdefault(_first_line_key(rewrite["rewritten"][0]), ([], []))
+        times.append(rewrite["time"])
+        found.append(rewrite)
+    if not by_first:
+        return events
+    out = []
+    for event in events:
+        logged, rewrite = _guard_rewrite_of(event, by_first)
+        if rewrite is not None:
+            event = dict(event, reply=list(rewrite["rewritten"]),
+                         guard_join={"logged": logged, "guard_time": rewrite["time"]})
+        out.append(event)
+    return out
+
+
+def _guard_rewrite_of(event, by_first):
+    """``(the line Sendmail logged, the guard's rewrite whose first line it is)``, or ``(None, None)``: the event
+    names its cause already, no rewrite fits, or the fitting ones carry different replies. Sendmail's line is its
+    ``reply=`` (8.16.1+) or the reply quoted in ``stat=``; either is tried."""
+    reply, stamp = event.get("reply"), event.get("time")
+    if event["status"] == "sent" or stamp is None or not isinstance(reply, str) or replies.identify(reply):
+        return None, None
+    quoted = _SM_DEFERRED.match(event.get("local") or "")
+    fitting = {}
+    for line in (reply, quoted.group(1) if quoted else None):
+        if not line or not _SM_FAILURE_REPLY.match(line):
+            continue
+        times, found = by_first.get(_first_line_key(line), ((), ()))
+        for rewrite in found[bisect.bisect_left(times, stamp - GUARD_JOIN_WINDOW):
+                             bisect.bisect_right(times, stamp + GUARD_JOIN_SKEW)]:
+            fitting.setdefault(_reply_key(rewrite["rewritten"]), []).append((line, rewrite))
+    if len(fitting) != 1:
+        return None, None
+    return max(next(iter(fitting.values())), key=lambda item: item[1]["time"])

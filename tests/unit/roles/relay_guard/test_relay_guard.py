@@ -27,6 +27,7 @@ import pytest
 from relay_standin.pytest_plugin import DEFAULT_PASSWORD, DEFAULT_USER
 from relay_standin.testing import free_port, ipv6_loopback_available, message
 
+from ansible_collections.smarthost.relay.plugins.module_utils._relay import doctor, doctor_parsers
 from ansible_collections.smarthost.relay.plugins.module_utils._relay.replies import retry_rules
 
 LIMIT_USER = "550 5.4.5 Daily SMTP relay limit exceeded for user."
@@ -211,6 +212,34 @@ def test_relay_replies_are_rewritten(relay_standin_factory, start_guard, guard_l
     assert len(rewrites) == (0 if expected == reply else 1)
     if rewrites:
         assert rewrites[0].endswith("-> %r" % expected)
+
+
+def test_the_doctor_reads_a_split_reply_from_the_guards_log(relay_standin_factory, start_guard, guard_log,
+                                                            limit_rewrites):
+    """The relay doctor's reader of the guard's journal (doctor_parsers.guard_log) on this guard's own lines: a
+    reply with the limit's words split over its first two lines, as the relay sent it and as the client got it, so
+    that the first line, all Sendmail logs of it, joins to the whole reply (docs/doctor.md)."""
+    split = ["550-5.7.1 Daily SMTP relay limit exceeded for",
+             "550-5.7.1 customer. The relay's sending limits are explained in its help.",
+             "550 5.7.1 Ask your administrator. x12-20020a05.37 - gsmtp"]
+    standin = _standin(relay_standin_factory, faults=[{"stage": "rcpt", "reply": split, "disconnect": False}])
+    raw = RawClient(start_guard(standin, rewrites=limit_rewrites))
+    raw.reply()
+    raw.command("EHLO mta.example.com")
+    assert raw.command("MAIL FROM:<alice@example.com>")[-1].startswith("250 ")
+    got = raw.command("RCPT TO:<bob@remote.test>")
+    raw.command("QUIT")
+    raw.close()
+    at = time.time()
+    journal = ["%.6f deb12 python3[77]: %s" % (at, line) for line in guard_log()]  # journalctl -o short-unix
+    [event] = [e for e in doctor_parsers.guard_log(journal) if e.get("rewritten")]
+    assert event["reply"] == split and event["rewritten"] == got and got[0].startswith("450-4.7.1 ")
+    sendmail = ("%.6f deb12 sm-mta[4242]: 4A2B3C4D005678: to=<bob@remote.test>, delay=00:00:01, mailer=relay, "
+                "pri=120412, relay=[127.0.0.1] [127.0.0.1], dsn=4.7.1, stat=Deferred: %s" % (at + 0.2, got[0]))
+    [alone] = doctor_parsers.sendmail_log([sendmail])
+    [joined] = doctor_parsers.sendmail_guard_join([alone], [event])
+    assert doctor.diagnose(alone["reply"])["class"] == "unknown"
+    assert doctor.diagnose(joined["reply"])["class"] == "customer_daily_limit"
 
 
 def test_multiline_reply_gets_one_code(guard_module, limit_rewrites):

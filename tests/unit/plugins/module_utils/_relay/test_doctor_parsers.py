@@ -619,5 +619,154 @@ def test_guard_log():
               "%s listening on 127.0.0.1:24" % prefix]
     events = P.guard_log(lines, NOW)
     assert events[0]["reply"] == CUSTOMER and all(e["source"] == "guard" for e in events)
+    assert events[0]["rewritten"] == rewritten and rewritten[0].startswith("450-4.7.1 ")
     assert classes(events) == ["customer_daily_limit", "unreachable", "tls_failure", "bad_credentials", "dos_helo"]
     assert [e["stage"] for e in events[3:]] == ["AUTH", "EHLO"]
+
+
+# --- Sendmail behind the relay guard: a reply's first line joined to the guard's rewrite -------------------------
+#
+# The guard logs each line of a reply it rewrites ("[<session>] rewrite (<cause>): '<line>' -> '<new line>'", the
+# lines as Python reprs) to its journal; Sendmail logs only the first line of the rewritten reply (stat=Deferred:
+# <line>, 8.16.1+ also reply=<code> <status> <text>). Neither logs a key of the other's session. The replies are
+# the catalogue's, laid out by replies.wrap and rewritten by replies.apply_retry (the guard's own rewrite, proven
+# equal in tests/unit/roles/relay_guard/test_relay_guard_rules.py).
+
+LIMITS = R.retry_rules()["limits"]
+# the distinctive words split over the first two lines: "… exceeded for" / "customer. …"
+SPLIT = R.wrap(R.render("customer_daily"), token=TOKEN, width=35)
+SPLIT_REWRITTEN = R.apply_retry(SPLIT, LIMITS)
+FIRST = SPLIT_REWRITTEN[0]
+SENDMAIL_AT = "2026-11-02T11:59:00+00:00 deb12"  # the journal's stamps for both, where a test does not vary it
+
+
+def guard_lines(at, session, original, rules=LIMITS):
+    """The guard's journal lines (``journalctl -o short-unix``) of one session that got ``original`` from the
+    relay and rewrote it, at epoch ``at``."""
+    rewritten = R.apply_retry(original, rules)
+    assert rewritten != list(original), "the guard rewrites only what a rule matches"
+    prefix = "%.6f deb12 python3[77]:" % at
+    rule = R.matching_rule(original, rules)["cause"]
+    return (["%s [%d] connect from 127.0.0.1:%d" % (prefix, session, 40000 + session)]
+            + ["%s [%d] rewrite (%s): %r -> %r" % (prefix, session, rule, old, new)
+               for old, new in zip(original, rewritten)])
+
+
+def deferred_first_line(prefix, line, with_reply=True, qid="4A2B3C4D005678", pid=4242):
+    """Sendmail's deferral behind the guard (relay=[127.0.0.1]) of a reply whose first line was ``line``."""
+    return sendmail_line(prefix, sendmail_reply_field([line]) if with_reply else None, "Deferred: " + line,
+                         qid=qid, pid=pid, relay="[127.0.0.1]", address="127.0.0.1")
+
+
+def stamp_of(prefix):
+    return P.log_prefix(prefix + " x", NOW)[0]
+
+
+def joined(sendmail, guard):
+    return P.sendmail_guard_join(P.sendmail_log(sendmail, NOW), P.guard_log(guard, NOW))
+
+
+def test_the_split_reply_is_what_sendmail_cannot_name():
+    """The layout the join is for: the catalogue names the whole reply, rewritten or not, but not its first line."""
+    assert FIRST == "450-4.7.1 Daily SMTP relay limit exceeded for" and "relay's" in SPLIT[1]
+    assert R.identify(SPLIT).key == R.identify(SPLIT_REWRITTEN).key == "customer_daily"
+    assert R.identify([FIRST]) is None
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_sendmail_behind_the_guard_takes_the_whole_reply_of_the_rewrite(version, prefix, with_reply):
+    at = stamp_of(prefix)  # 8.15's classic file: whole seconds, the guard's journal 0.6 s later is still before
+    sendmail = [deferred_first_line(prefix, FIRST, with_reply)]
+    guard = guard_lines(at + (0.6 if version == "8.15" else -0.4), 3, SPLIT)
+    [alone] = P.sendmail_log(sendmail, NOW)
+    assert classes([alone]) == ["unknown"], version
+    [event] = joined(sendmail, guard)
+    assert event["reply"] == SPLIT_REWRITTEN and classes([event]) == ["customer_daily_limit"], version
+    assert event["guard_join"]["logged"] == alone["reply"] and event["status"] == "deferred"
+    assert {k: v for k, v in event.items() if k not in ("reply", "guard_join")} == {
+        k: v for k, v in alone.items() if k != "reply"}
+    # the queue keeps the same first line (qf's M, mailq's status): it takes the whole reply too
+    qf = QF.replace("MDeferred: 450 4.7.1 Daily SMTP relay limit exceeded for customer.", "MDeferred: " + FIRST)
+    mailq = MAILQ_READ_ERROR.replace("(reply: read error from relay.smarthost.test.)", "(Deferred: %s)" % FIRST)
+    for queue in ([P.sendmail_qf("qf4A2B3C4D005678", qf)], P.sendmail_mailq(mailq, NOW)):
+        assert classes(queue) == ["unknown"]
+        [entry] = P.sendmail_queue_with_log(queue, [event])
+        assert entry["reply"] == SPLIT_REWRITTEN and classes([entry]) == ["customer_daily_limit"]
+        report = D.summarise([entry], [event] + P.guard_log(guard, NOW), NOW, mta="sendmail")
+        [row] = report["classes"]
+        assert (row["class"], row["queued"], row["deferred"], row["guard"]) == ("customer_daily_limit", 1, 1, 1)
+        assert report["verdict"] == "blocked"
+
+
+def test_a_reply_field_without_the_first_line_joins_by_the_stat_field():
+    """Should reply= keep another line of the reply than stat= does, the first line quoted in stat= joins."""
+    line = sendmail_line(SENDMAIL_AT, sendmail_reply_field(SPLIT_REWRITTEN[-1:]), "Deferred: " + FIRST,
+                         relay="[127.0.0.1]", address="127.0.0.1")
+    [event] = joined([line], guard_lines(stamp_of(SENDMAIL_AT) - 0.4, 3, SPLIT))
+    assert classes([event]) == ["customer_daily_limit"] and event["guard_join"]["logged"] == FIRST
+
+
+def test_many_deferrals_of_a_queue_run_each_find_the_rewrite_before_them():
+    """Two queue runners at once, each in its own guard session: every deferral joins; the same reply twice in the
+    window (Google's session token differs in each) is no ambiguity."""
+    at = stamp_of(SENDMAIL_AT)
+    other = R.wrap(R.render("customer_daily"), token="y99-0a0b.11", width=35)
+    guard = guard_lines(at - 2.0, 3, SPLIT) + guard_lines(at - 1.5, 4, other)
+    sendmail = [deferred_first_line(SENDMAIL_AT, FIRST, qid="4A2B3C4D0056%02d" % n, pid=4242 + n % 2)
+                for n in range(4)]
+    events = joined(sendmail, guard)
+    assert classes(events) == ["customer_daily_limit"] * 4
+    assert all(e["reply"] in (SPLIT_REWRITTEN, R.apply_retry(other, LIMITS)) for e in events)
+
+
+@pytest.mark.parametrize("guard_at, session_reply", [
+    (None, None),  # no guard log at all (Sendmail sending to the relay itself)
+    (-30.0, SPLIT),  # the only rewrite long before: another attempt's
+    (+5.0, SPLIT),  # the only rewrite after Sendmail's line: a later attempt's
+    (-0.5, R.wrap(R.render("user_daily"), token=TOKEN, width=35)),  # another first line (450-4.4.5 …)
+], ids=["no-guard-log", "rewrite-long-before", "rewrite-after", "other-first-line"])
+def test_a_first_line_without_its_rewrite_stays_unknown(guard_at, session_reply):
+    at = stamp_of(SENDMAIL_AT)
+    guard = guard_lines(at + guard_at, 3, session_reply) if guard_at is not None else []
+    sendmail = [deferred_first_line(SENDMAIL_AT, FIRST)]
+    [event] = joined(sendmail, guard)
+    assert event == P.sendmail_log(sendmail, NOW)[0] and "guard_join" not in event
+    assert classes([event]) == ["unknown"]
+
+
+AMBIGUOUS = [
+    # the same cause in another layout: other words after the same first line
+    ["550-5.7.1 Daily SMTP relay limit exceeded for", "550-5.7.1 customer. Sending limits: see the relay's "
+     "article 166852.", "550 5.7.1 Ask your administrator. %s - gsmtp" % TOKEN],
+    # another rule's reply behind the same first line (the refusals' "Invalid credentials for relay", 5.7.1 too)
+    ["550-5.7.1 Daily SMTP relay limit exceeded for",
+     "550 5.7.1 " + R.render("invalid_credentials", ip="198.51.100.7").split(" ", 2)[2]],
+]
+
+
+@pytest.mark.parametrize("other", AMBIGUOUS, ids=["same-cause-other-words", "other-cause"])
+def test_two_replies_behind_the_same_first_line_stay_unknown(other):
+    """Nearest in time is not proof: the nearer rewrite may be another queue runner's. No join."""
+    rules = LIMITS + R.retry_rules()["refusals"]
+    assert R.apply_retry(other, rules)[0] == FIRST
+    at = stamp_of(SENDMAIL_AT)
+    guard = guard_lines(at - 3.0, 3, SPLIT) + guard_lines(at - 0.2, 4, other, rules)
+    [event] = joined([deferred_first_line(SENDMAIL_AT, FIRST)], guard)
+    assert "guard_join" not in event and classes([event]) == ["unknown"]
+    # once the other reply is out of the window, the one left is joined
+    guard = guard_lines(at - 3.0, 3, SPLIT) + guard_lines(at - P.GUARD_JOIN_WINDOW - 1, 4, other, rules)
+    [event] = joined([deferred_first_line(SENDMAIL_AT, FIRST)], guard)
+    assert event["reply"] == SPLIT_REWRITTEN
+
+
+@pytest.mark.parametrize("version, prefix, with_reply", SENDMAIL_VERSIONS)
+def test_a_line_that_names_its_cause_is_left_alone(version, prefix, with_reply):
+    """A one-line reply, and a first line that carries the phrase, keep what Sendmail logged, rewrite or not."""
+    at = stamp_of(prefix)
+    user = R.wrap(R.render("user_daily"), token=TOKEN)  # the phrase on the first line
+    whole = R.apply_retry(R.wrap(R.render("customer_daily"), token=TOKEN, multiline=False), LIMITS)[0]
+    guard = guard_lines(at - 0.5, 3, user) + guard_lines(at - 0.4, 4, SPLIT)
+    sendmail = [deferred_first_line(prefix, R.apply_retry(user, LIMITS)[0], with_reply, qid="4A2B3C4D005601"),
+                deferred_first_line(prefix, whole, with_reply, qid="4A2B3C4D005602")]
+    assert joined(sendmail, guard) == P.sendmail_log(sendmail, NOW), version
+    assert classes(P.sendmail_log(sendmail, NOW)) == ["user_daily_limit", "customer_daily_limit"]
