@@ -7,10 +7,8 @@ in a scratch copy, compares, and only when something differs backs up, writes at
 (or restarts) and sends the test message; a failed step puts every file back byte for byte and fails with the role's
 message; the password map's content is never in a result, a diff or a message.
 
-Postfix's programs are fake scripts in tmp_path/bin (the real Postfix runs in the molecule scenarios only): postconf
-edits main.cf/master.cf of ``-c <dir>`` as Postfix would (``-e``, ``-X``, ``-M``, ``-M -X``, ``-xh``); postmap copies a
-map to its ``.db``; postfix, systemctl and journalctl record their arguments. Every call goes to ``calls.log`` in
-order. A file ``<program>.fail`` (or ``check.fail``, ``reload.fail``, ``restart.fail``) makes that call fail.
+Postfix's programs are the fakes of postfix_fakes.py in tmp_path/bin (the real Postfix runs in the molecule
+scenarios only); every call they get is in ``calls.log``, in order.
 The test delivery is the real code of relay_test_delivery with the fake sendmail of its own tests.
 """
 
@@ -18,8 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
+import postfix_fakes
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
@@ -37,73 +35,6 @@ QUEUE_ID = "4Q8Zs55GBvzB7Bq"
 RELAY = "relay.smarthost.test[10.89.0.2]"
 BAD_LOGIN = " ".join(R.wrap(R.render("bad_credentials"), token="x12-20020a05.37"))
 
-POSTCONF = r'''#!%(python)s
-import os, re, sys
-bin_dir = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(bin_dir, "calls.log"), "a") as log:
-    log.write("postconf " + " ".join(sys.argv[1:]) + "\n")
-if os.path.exists(os.path.join(bin_dir, "postconf.fail")):
-    sys.stderr.write("postconf: fatal: bad parameter\n"); sys.exit(1)
-args = sys.argv[1:]
-conf = args[1]; args = args[2:]
-main, master = os.path.join(conf, "main.cf"), os.path.join(conf, "master.cf")
-def lines(path):
-    with open(path) as h: return h.read().splitlines()
-def save(path, rows):
-    with open(path, "w") as h: h.write("".join(r + "\n" for r in rows))
-DEFAULTS = {"myorigin": "$myhostname", "myhostname": "localhost.localdomain", "mydestination": "$myhostname"}
-def value(name):
-    found = [l.split("=", 1)[1].strip() for l in lines(main) if l.split("=", 1)[0].strip() == name]
-    v = found[-1] if found else DEFAULTS.get(name, "")
-    return re.sub(r"\$(\w+)", lambda m: value(m.group(1)), v)
-if args[0] == "-e":
-    rows = lines(main)
-    for item in args[1:]:
-        name, val = item.split("=", 1)
-        new = "%%s = %%s" %% (name, val)
-        idx = [i for i, l in enumerate(rows) if l.split("=", 1)[0].strip() == name]
-        if idx: rows[idx[0]] = new
-        else: rows.append(new)
-    save(main, rows)
-elif args[0] == "-X":
-    save(main, [l for l in lines(main) if l.split("=", 1)[0].strip() not in args[1:]])
-elif args[:2] == ["-M", "-X"]:
-    drop = set(args[2:])
-    save(master, [l for l in lines(master) if "/".join(l.split()[:2]) not in drop])
-elif args[0] == "-M":
-    rows = lines(master)
-    for item in args[1:]:
-        key, entry = item.split("=", 1)
-        idx = [i for i, l in enumerate(rows) if "/".join(l.split()[:2]) == key]
-        if idx: rows[idx[0]] = entry
-        else: rows.append(entry)
-    save(master, rows)
-elif args[0] == "-xh":
-    for name in args[1:]:
-        print(value(name))
-'''
-RECORDER = '''#!/bin/sh
-here=$(dirname "$0")
-echo "%(name)s $*" >> "$here/calls.log"
-%(body)s
-'''
-POSTMAP = '''case "$1" in *:*) src=${1#*:} ;; *) src=$1 ;; esac
-[ -e "$here/postmap.fail" ] && [ ! -e "$here/postmap.failed-once" ] && touch "$here/postmap.failed-once" && { echo "postmap: fatal: open $src: bad" >&2; exit 1; }
-cp "$src" "$src.db"
-'''
-POSTFIX = '''case "$1" in
-  check) [ -e "$here/check.fail" ] && { echo "postfix/postfix-script: fatal: check failed" >&2; exit 1; } ;;
-  reload) [ -e "$here/reload.fail" ] && { echo "postfix/postfix-script: fatal: the Postfix mail system is not running" >&2; exit 1; } ;;
-  status) [ -e "$here/status.stopped" ] && exit 1 ;;
-esac
-exit 0
-'''
-SYSTEMCTL = '''[ -e "$here/restart.fail" ] && [ ! -e "$here/restart.failed-once" ] && { touch "$here/restart.failed-once"; echo "Job for postfix.service failed." >&2; exit 1; }
-exit 0
-'''
-JOURNALCTL = '''[ -e "$here/journal.txt" ] && cat "$here/journal.txt"
-exit 0
-'''
 SENDMAIL = """here=$(dirname "$0")
 mid=$(sed -n 's/^Message-ID: \\([^[:space:]]*\\).*/\\1/p')
 {{
@@ -127,15 +58,7 @@ def host(tmp_path, monkeypatch):
                              (conf / "smarthost_sasl_passwd.db", SASL_LINE % OLD_PASSWORD, 0o600)):
         path.write_text(text)
         path.chmod(mode)
-    programs = {"postconf": POSTCONF % {"python": sys.executable},
-                "postmap": RECORDER % {"name": "postmap", "body": POSTMAP},
-                "postfix": RECORDER % {"name": "postfix", "body": POSTFIX},
-                "systemctl": RECORDER % {"name": "systemctl", "body": SYSTEMCTL},
-                "journalctl": RECORDER % {"name": "journalctl", "body": JOURNALCTL},
-                "postsuper": RECORDER % {"name": "postsuper", "body": "exit 0"}}
-    for name, text in programs.items():
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
+    postfix_fakes.install(bin_dir)
     (bin_dir / "mail.log").touch()
     systemd = tmp_path / "run-systemd"
     systemd.mkdir()
