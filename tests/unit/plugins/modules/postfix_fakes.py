@@ -66,7 +66,9 @@ echo "%(name)s $*" >> "$here/calls.log"
 %(body)s
 '''
 POSTMAP = '''case "$1" in *:*) src=${1#*:} ;; *) src=$1 ;; esac
-[ -e "$here/postmap.fail" ] && [ ! -e "$here/postmap.failed-once" ] && touch "$here/postmap.failed-once" && { echo "postmap: fatal: open $src: bad" >&2; exit 1; }
+if [ -e "$here/postmap.fail" ] && [ ! -e "$here/postmap.failed-once" ]; then
+  touch "$here/postmap.failed-once"; echo "postmap: fatal: open $src: bad" >&2; exit 1
+fi
 cp "$src" "$src.db"
 '''
 POSTFIX = '''case "$1" in
@@ -76,7 +78,9 @@ POSTFIX = '''case "$1" in
 esac
 exit 0
 '''
-SYSTEMCTL = '''[ -e "$here/restart.fail" ] && [ ! -e "$here/restart.failed-once" ] && { touch "$here/restart.failed-once"; echo "Job for postfix.service failed." >&2; exit 1; }
+SYSTEMCTL = '''if [ -e "$here/restart.fail" ] && [ ! -e "$here/restart.failed-once" ]; then
+  touch "$here/restart.failed-once"; echo "Job for postfix.service failed." >&2; exit 1
+fi
 exit 0
 '''
 JOURNALCTL = '''[ -e "$here/journal.txt" ] && cat "$here/journal.txt"

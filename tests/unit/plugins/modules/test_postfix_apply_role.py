@@ -34,8 +34,8 @@ RELAY_VARS = {"relay_host": "relay.smarthost.test", "relay_tls": "required", "re
 
 
 def include(check=False, **extra):
-    task = {"name": "Configure", "ansible.builtin.include_role": {"name": "smarthost.relay.postfix",
-                                                                 "tasks_from": "configure"}}
+    task = {"name": "Configure",
+            "ansible.builtin.include_role": {"name": "smarthost.relay.postfix", "tasks_from": "configure"}}
     if check:
         task["ansible.builtin.include_role"]["apply"] = {"check_mode": True}
     task.update(extra)
