@@ -86,11 +86,12 @@ CASES = [
 RECOVERED = {"faults": [], "tls": GOOD_TLS}
 # The relay doctor's class for the cases whose reply it explains, asked while the fault holds and mail is held:
 # Postfix meets the relay's reply itself (its status filter defers it), Sendmail through the relay guard, which
-# hands it the reply rewritten to 4xx. The doctor must name the relay's cause either way. Not asked in the
-# customer's daily limit case: its reply is written out with the distinctive words split over two lines, and
-# Sendmail keeps only a reply's first line ("450-4.7.1 Daily SMTP relay limit exceeded for"), so its messages are
-# "unknown" to the doctor although the guard's log has the whole reply (seen 2026-12-06; a doctor gap, open).
-DOCTOR_CLASSES = {"450-peak": "peak_limit", "550-user-daily": "user_daily_limit", "550-relay-denied": "allowlist"}
+# hands it the reply rewritten to 4xx. The doctor must name the relay's cause either way. In the customer's daily
+# limit case the reply's distinctive words are split over its first two lines and Sendmail keeps only the first
+# ("450-4.7.1 Daily SMTP relay limit exceeded for", which names no cause): the doctor joins each such deferral to
+# the guard's logged rewrite of the whole reply (doctor_parsers.sendmail_guard_join; "unknown" before 2026-12-06).
+DOCTOR_CLASSES = {"450-peak": "peak_limit", "550-user-daily": "user_daily_limit",
+                  "550-customer-daily": "customer_daily_limit", "550-relay-denied": "allowlist"}
 # Cases the relay's record cannot show an MTA meeting: nothing listens, the stall is given up before a line is
 # recorded, the impostor is checked on its own.
 UNRECORDED = ("unreachable", "stall", "untrusted-cert")
