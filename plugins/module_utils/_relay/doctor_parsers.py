@@ -558,8 +558,7 @@ GUARD_JOIN_SKEW = 1.0
 
 
 def _first_line_key(line):
-    code, status, text = replies.normalise([line])
-    return code, status, text.lower()
+    return _reply_key([line])
 
 
 def _reply_key(lines):
