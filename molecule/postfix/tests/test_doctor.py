@@ -81,27 +81,15 @@ def held_for(klass, count):
 
 def doctor(since, check=False, probe_sender=None):
     """playbooks/doctor.yml on Debian 12 with the probe (relay_* from converge.yml, to PROBE_RECIPIENT)."""
-    probing = dict(CONVERGE_VARS, doctor_probe=True, doctor_probe_recipient=PROBE_RECIPIENT)
-    if probe_sender:
-        probing["doctor_probe_sender"] = probe_sender
-    result, report = doctor_cases.run_doctor(DEB12.backend.name, since, probing, check=check)
-    RESULTS["runs"].append({"check": check, "rc": result.returncode, "seconds": result.seconds})
-    return result, report
+    return doctor_cases.run_doctor_probing(DEB12.backend.name, since, RESULTS["runs"], PROBE_RECIPIENT,
+                                           CONVERGE_VARS, check=check, probe_sender=probe_sender)
 
 
 def flush():
     DEB12.check_output("postqueue -f")
 
 
-@pytest.fixture(scope="module")
-def base():
-    """The stand-in's config as prepare wrote it; put back after the module, the held messages delivered and the
-    queue drained, whatever happened."""
-    config = doctor_cases.read_config(RELAY_CONTAINER)
-    yield config
-    doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(config))
-    flush()
-    wait_for(lambda: not queue(), timeout=120, what="an empty queue")
+base = doctor_cases.base_fixture(RELAY_CONTAINER, flush, lambda: not queue())
 
 
 @pytest.fixture(scope="module")

@@ -244,7 +244,7 @@ def test_check_mode_reports_changes_and_changes_nothing():
     result = run_role({"relay_auth_password": NEW_PASSWORD, "relay_helo_name": "mail2.example.com"},
                       check=True)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert recap(result)["changed"] >= 2
+    assert recap(result)["changed"] >= 1  # one task, postfix_apply, reports main.cf and the password map
     assert "+smtp_helo_name = mail2.example.com" in result.stdout  # diff mode shows main.cf
     assert sha(DEB12, *files) == before
     assert NEW_PASSWORD not in result.stdout + result.stderr

@@ -19,6 +19,7 @@ import uuid
 from collections import namedtuple
 from pathlib import Path
 
+import pytest
 import yaml
 
 import relay_record
@@ -157,6 +158,34 @@ def pace(relay_host, client_ip, coming, base):
 
     relay_record.wait_for(lambda: recent() + coming < budget, timeout=window + 30, interval=2,
                           what="room for %d new connection(s) in the relay's DoS window" % coming)
+
+
+def base_fixture(container, flush, empty):
+    """The scenario's module-scoped ``base`` fixture: the stand-in's config (in ``container``) as prepare wrote it;
+    put back after the module, the held messages delivered (``flush()``, the MTA's queue run) and the queue drained
+    (until ``empty()``), whatever happened."""
+    @pytest.fixture(scope="module")
+    def base():
+        config = read_config(container)
+        yield config
+        write_config(container, healthy(config))
+        flush()
+        relay_record.wait_for(empty, timeout=120, what="an empty queue")
+    return base
+
+
+def run_doctor_probing(host, since, runs, recipient, settings=None, probe=True, check=False, probe_sender=None):
+    """playbooks/doctor.yml on ``host`` with the probe to ``recipient`` (``settings``: the relay_* variables to
+    probe with, else the inventory's; ``probe`` false: no probe), as the sender ``probe_sender`` when given; the
+    run's check mode, exit status and seconds appended to ``runs``. Returns (CompletedProcess, the host's report)."""
+    extra = None
+    if probe:
+        extra = dict(settings or {}, doctor_probe=True, doctor_probe_recipient=recipient)
+        if probe_sender:
+            extra["doctor_probe_sender"] = probe_sender
+    result, report = run_doctor(host, since, extra, check=check)
+    runs.append({"check": check, "rc": result.returncode, "seconds": result.seconds})
+    return result, report
 
 
 def run_doctor(host, since, extra=None, check=False, out_dir=None):

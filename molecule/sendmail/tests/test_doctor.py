@@ -135,13 +135,10 @@ def bounced_for(klass, count, since):
 
 
 def doctor(since, check=False, probe_sender=None):
-    """playbooks/doctor.yml on "auth" with the probe (the inventory's relay_* settings, to PROBE_RECIPIENT)."""
-    probing = {"doctor_probe": True, "doctor_probe_recipient": PROBE_RECIPIENT}
-    if probe_sender:
-        probing["doctor_probe_sender"] = probe_sender
-    result, report = doctor_cases.run_doctor(AUTH.backend.name, since, None if check else probing, check=check)
-    RESULTS["runs"].append({"check": check, "rc": result.returncode, "seconds": result.seconds})
-    return result, report
+    """playbooks/doctor.yml on "auth" with the probe (the inventory's relay_* settings, to PROBE_RECIPIENT); in
+    check mode without it."""
+    return doctor_cases.run_doctor_probing(AUTH.backend.name, since, RESULTS["runs"], PROBE_RECIPIENT,
+                                           probe=not check, check=check, probe_sender=probe_sender)
 
 
 def flush():
@@ -150,15 +147,7 @@ def flush():
     AUTH.run("sendmail -bH >/dev/null 2>&1; sendmail -q -O MinQueueAge=0")
 
 
-@pytest.fixture(scope="module")
-def base():
-    """The stand-in's config as prepare wrote it; put back after the module, the held messages delivered and the
-    queue drained, whatever happened."""
-    config = doctor_cases.read_config(RELAY_CONTAINER)
-    yield config
-    doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(config))
-    flush()
-    wait_for(lambda: not qf_files(), timeout=120, what="an empty queue")
+base = doctor_cases.base_fixture(RELAY_CONTAINER, flush, lambda: not qf_files())
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     assert gen.main(["--root", str(tmp_path)]) == 0
     assert gen.main(["--check", "--root", str(tmp_path)]) == 0
     text = (tmp_path / "docs" / "reference.md").read_text(encoding="utf-8")
-    assert "### smarthost.relay.relay" in text and "smarthost.relay.postfix" not in text
+    assert "### smarthost.relay.relay\n" in text and "### smarthost.relay.postfix\n" not in text
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda path: path.stem)
