@@ -135,8 +135,13 @@ def rows(report):
     site = report.get("site")
     if site:
         for run in site["results"]:
-            out.append(("site.yml", "%d hosts, forks %d" % (run["hosts"], run["forks"]), _site_figures(run),
-                        _load(site)))
+            over = run.get("connection", "podman")
+            one_host = next((r for r in site["results"] if r["hosts"] == 1 and r.get("connection", "podman") == over),
+                            None)
+            scaled = ", %.1f× one host's wall time" % (run["seconds"] / one_host["seconds"]) if (
+                one_host and run["hosts"] > 1) else ""
+            out.append(("site.yml", "%d hosts, forks %d, over %s" % (run["hosts"], run["forks"], over),
+                        _site_figures(run) + scaled, _load(site)))
     return out
 
 
@@ -151,7 +156,9 @@ RERUN = ("Rerun: `bash bench/run.sh` (details in `bench/run.py --help`). Issue 1
          "the other sections kept from this file: `bash bench/run.sh --sections roles,site --roles postfix,baseline "
          "--runs 3 --site 1:1,5:5,20:20 --merge bench/results/latest.json` (roles: the Postfix role against "
          "bench/playbooks/baseline_postfix.yml, the manual steps alone, in rounds that alternate which goes first; "
-         "site: forks = hosts on hosts with Postfix installed already, `--site-image plain` for bare ones).")
+         "site: forks = hosts on hosts with Postfix installed already, `--site-image plain` for bare ones; "
+         "`--site-connection podman,ssh` times it over the podman connection and over SSH with pipelining and "
+         "ControlPersist).")
 NOTE = ("This machine's cores may be shared with other work, and a section's own containers load it too (20 hosts "
         "converging at once): the load average (1, 5, 15 min) before → after each section is part of every figure.")
 

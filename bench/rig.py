@@ -34,6 +34,10 @@ BASE_IMAGE = "localhost/smarthost-debian:12"
 # The base image with the Postfix role's Debian packages installed (bench/postfix.Containerfile).
 POSTFIX_IMAGE = "localhost/smarthost-bench-postfix:12"
 POSTFIX_CONTAINERFILE = ROOT / "bench" / "postfix.Containerfile"
+# The site section over SSH: the controller's key (made once, kept in the cache) and the settings docs/quickstart.md gives a fleet.
+SSH_KEY = CACHE / "id_ed25519"
+SSH_ENV = {"ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False",
+           "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null"}
 
 
 def log(text):
@@ -92,7 +96,8 @@ class Rig:
             time.sleep(0.5)
         return self
 
-    def add_hosts(self, names, image=BASE_IMAGE):
+    def add_hosts(self, names, image=BASE_IMAGE, ssh=False):
+        """Start the containers and wait for systemd; with ``ssh``, authorise SSH_KEY and return {name: address}."""
         for name in names:
             podman("run", "-d", "--name", name, "--hostname", name.replace("srt-bench-", "") + ".example.com",
                    "--network", NETWORK, "--systemd=always", image, "/sbin/init")
@@ -101,6 +106,17 @@ class Rig:
             while podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip() not in (
                     "running", "degraded") and time.monotonic() < deadline:
                 time.sleep(1)
+        return {name: self.authorise_ssh(name) for name in names} if ssh else {}
+
+    def authorise_ssh(self, name):
+        if not SSH_KEY.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(SSH_KEY)], check=True)
+        pub = SSH_KEY.with_suffix(".pub").read_text()
+        podman("exec", "-i", name, "sh", "-c", "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+               " && chmod 600 /root/.ssh/authorized_keys && systemctl start ssh",
+               stdin=pub)
+        return podman("inspect", "--format", '{{(index .NetworkSettings.Networks "%s").IPAddress}}' % NETWORK,
+                      name).stdout.strip()
 
     def remove_hosts(self, names):
         if names:
@@ -137,9 +153,12 @@ def postfix_image():
     return POSTFIX_IMAGE
 
 
-def write_inventory(path, groups, extra_vars=None):
-    """An inventory of podman containers: {group: [names]} plus shared vars."""
-    lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman",
+def write_inventory(path, groups, extra_vars=None, addresses=None):
+    """An inventory of podman containers: {group: [names]} plus shared vars; over SSH when ``addresses`` (as root,
+    with SSH_KEY) gives each container's address."""
+    connection = ["    ansible_connection: containers.podman.podman"] if not addresses else [
+        "    ansible_connection: ssh", "    ansible_user: root", "    ansible_ssh_private_key_file: %s" % SSH_KEY]
+    lines = ["all:", "  vars:", *connection,
              "    ansible_python_interpreter: /usr/bin/python3", "    ansible_become: false"]
     for key, value in (extra_vars or {}).items():
         lines.append("    %s: %s" % (key, json.dumps(value)))
@@ -147,7 +166,8 @@ def write_inventory(path, groups, extra_vars=None):
     for group, names in groups.items():
         lines.append("    %s:" % group)
         lines.append("      hosts:")
-        lines.extend("        %s:" % name for name in names)
+        lines.extend("        %s:" % name + (" {ansible_host: %s}" % addresses[name] if addresses else "")
+                     for name in names)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -163,11 +183,11 @@ class Played(NamedTuple):
     cpu_seconds: float
 
 
-def run_playbook(inventory, playbook, *args, forks=5):
-    """Run ansible-playbook; return a Played. Raises on failure."""
+def run_playbook(inventory, playbook, *args, forks=5, env=None):
+    """Run ansible-playbook (``env`` added to the environment); return a Played. Raises on failure."""
     cmd = ["ansible-playbook", "-i", str(inventory), "-f", str(forks), "-e", "@%s" % PASSWORD_FILE, str(playbook), *args]
     # Per-task times in the log, to see where a slow run spends them.
-    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
+    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", **(env or {}))
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)  # pylint: disable=consider-using-with

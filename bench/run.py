@@ -3,7 +3,8 @@
 """The benchmark harness: one command, one table (and JSON, Markdown) of what the collection costs.
 
     bash bench/run.sh [--sections policy,roles,throughput,pool,site] [--runs 3] [--roles postfix,sendmail,baseline]
-                      [--site 1:5,5:5,20:5,20:20] [--site-image preinstalled|plain] [--messages 1000]
+                      [--site 1:5,5:5,20:5,20:20] [--site-image preinstalled|plain] [--site-connection podman,ssh]
+                      [--messages 1000]
                       [--pool-runs qmail:1,qmail:20,sendmail:1,sendmail:4,qmail:20:noreuse] [--per-session 10]
 
 Sections: policy (the controller checks for 10/1,000/10,000 ranges), roles (first converge, idempotent rerun,
@@ -35,8 +36,8 @@ from pathlib import Path
 
 import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
 import report as fmt
-from rig import (BASE_IMAGE, CACHE, LOG, POSTFIX_IMAGE, ROOT, Rig, log, podman, postfix_image, run_playbook,
-                 write_inventory)
+from rig import (BASE_IMAGE, CACHE, LOG, POSTFIX_IMAGE, ROOT, SSH_ENV, Rig, log, podman, postfix_image,
+                 run_playbook, write_inventory)
 from rounds import round_order
 from relay_standin import inject
 
@@ -75,7 +76,9 @@ NOTES = [
     "CA trust are not timed. --site-image preinstalled (the default): the hosts run bench/postfix.Containerfile's "
     "image, Debian 12 with postfix, libsasl2-modules and ca-certificates installed, so the figure is the "
     "collection's and not apt's; plain: the bare test-bed image. Controller CPU: user + system seconds of "
-    "ansible-playbook, its workers and the podman commands they ran (wait4), divided by the hosts.",
+    "ansible-playbook, its workers and the podman commands they ran (wait4), divided by the hosts. Over ssh: "
+    "ANSIBLE_PIPELINING, ssh -o ControlMaster=auto -o ControlPersist=60s to each container's address as root with a "
+    "key (openssh-server in the image); the ssh master processes run detached, so their CPU is not in the figure.",
     "Pool: the relay guard alone (smarthost.relay.relay_guard with the limit and refusal rules, the pool's defaults: "
     "at most 4 relay connections, 4 idle for 60 s) on a Debian 12 container, sessions from inside it to "
     "127.0.0.1:24 (bench/guard_sessions.py); the stand-in's denial-of-service rule at its default, 421 at HELO for "
@@ -309,18 +312,20 @@ def parse_pool_runs(text):
 def section_site(args, rig, publish):
     results = []
     image = postfix_image() if args.site_image == "preinstalled" else BASE_IMAGE  # built before the clock runs
-    for hosts, forks in args.site:
+    for (hosts, forks), connection in ((run, c) for c in args.site_connection for run in args.site):
         if past(args.stop_by):
-            print("site.yml %d hosts, forks %d: skipped, past --stop-by %s" % (hosts, forks, args.stop_by),
-                  file=sys.stderr)
+            print("site.yml %d hosts, forks %d over %s: skipped, past --stop-by %s" % (hosts, forks, connection,
+                                                                                      args.stop_by), file=sys.stderr)
             continue
         names = ["srt-bench-site-%02d" % n for n in range(hosts)]
-        rig.add_hosts(names, image=image)
+        addresses = rig.add_hosts(names, image=image, ssh=connection == "ssh")
         inventory = write_inventory(CACHE / "site-inventory.yml", {"postfix": names},
-                                    dict(RELAY_VARS, relay_test_recipient="site-test@example.net"))
-        run_playbook(inventory, ROOT / "molecule" / "resources" / "trust_test_ca.yml", forks=20)
-        played = run_playbook(inventory, ROOT / "playbooks" / "site.yml", forks=forks)
-        results.append({"hosts": hosts, "forks": forks, "image": args.site_image, "seconds": round(played.seconds, 1),
+                                    dict(RELAY_VARS, relay_test_recipient="site-test@example.net"), addresses)
+        env = SSH_ENV if connection == "ssh" else None
+        run_playbook(inventory, ROOT / "molecule" / "resources" / "trust_test_ca.yml", forks=20, env=env)
+        played = run_playbook(inventory, ROOT / "playbooks" / "site.yml", forks=forks, env=env)
+        results.append({"hosts": hosts, "forks": forks, "image": args.site_image, "connection": connection,
+                        "seconds": round(played.seconds, 1),
                         "seconds_per_host": round(played.seconds / hosts, 1),
                         "cpu_seconds": round(played.cpu_seconds, 1),
                         "cpu_seconds_per_host": round(played.cpu_seconds / hosts, 2),
@@ -417,6 +422,8 @@ def main(argv=None):
     parser.add_argument("--site-image", choices=("preinstalled", "plain"), default="preinstalled",
                         help="site section: hosts with Postfix installed already (%s, built when missing) or the "
                              "bare test-bed image" % POSTFIX_IMAGE)
+    parser.add_argument("--site-connection", default="podman", type=lambda s: s.split(","),
+                        help="site section: podman (containers.podman), ssh (pipelining, ControlPersist), or both")
     parser.add_argument("--runs", type=int, default=3, help="roles section: rounds (one run of each role each)")
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--deadline", type=int, default=900, help="seconds to wait for the stand-in to accept all")

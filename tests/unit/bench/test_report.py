@@ -41,7 +41,7 @@ def test_one_row_per_measured_item_in_section_order():
                           "host 9.0 s, check mode 9.8 s (median of 3)")
     assert "1000/1000 accepted in 22.0 s = 45.5 msg/s" in rows[2][2]
     assert "20.0 per 1,000" in rows[2][2]
-    assert rows[3][1:3] == ("20 hosts, forks 5", "400.0 s total, 20.0 s per host")
+    assert rows[3][1:3] == ("20 hosts, forks 5, over podman", "400.0 s total, 20.0 s per host")
     assert all(r[3] == "9.5 8.0 7.0 → 10.0 8.5 7.2" for r in rows)
 
 
@@ -132,3 +132,15 @@ def test_markdown_says_how_to_rerun_issue_18s_goals():
     markdown = report.format_markdown(REPORT)
     assert "--roles postfix,baseline --runs 3" in markdown
     assert "--site 1:1,5:5,20:20" in markdown
+
+
+def test_site_rows_name_the_connection_and_scale_against_one_host_over_the_same():
+    one = {"hosts": 1, "forks": 1, "seconds": 20.0, "seconds_per_host": 20.0}
+    runs = [one, dict(one, hosts=20, forks=20, seconds=60.0, seconds_per_host=3.0),
+            dict(one, connection="ssh", seconds=10.0), dict(one, connection="ssh", hosts=20, forks=20, seconds=50.0)]
+    table = [r for r in report.rows(dict(REPORT, site=dict(LOAD, results=runs))) if r[0] == "site.yml"]
+    assert [r[1] for r in table] == ["1 hosts, forks 1, over podman", "20 hosts, forks 20, over podman",
+                                     "1 hosts, forks 1, over ssh", "20 hosts, forks 20, over ssh"]
+    assert table[1][2].endswith(", 3.0× one host's wall time")
+    assert table[3][2].endswith(", 5.0× one host's wall time")
+    assert "one host" not in table[0][2] + table[2][2]
