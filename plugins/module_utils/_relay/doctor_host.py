@@ -140,8 +140,7 @@ def sendmail(run, since, now, log_file=None, queue_dir="/var/spool/mqueue"):
             raise RuntimeError("mailq failed: %s" % (err or out).strip())
         queue = P.sendmail_mailq(out, now)
     source, lines = mail_log(run, since, now, log_file)
-    events = P.sendmail_log(lines, now)
-    return P.sendmail_queue_with_log(queue, events), events, source
+    return queue, P.sendmail_log(lines, now), source
 
 
 def qmail(run, since, now, log_file=None, qmail_dir="/var/qmail"):
@@ -152,10 +151,14 @@ def qmail(run, since, now, log_file=None, qmail_dir="/var/qmail"):
     rc, out, err = run([os.path.join(qmail_dir, "bin", "qmail-qread")])
     if rc != 0:
         raise RuntimeError("qmail-qread failed: %s" % (err or out).strip())
-    return P.qmail_queue(out, events), events, source
+    return P.qmail_queue(out), events, source
 
 
+# Each reader returns the queue as the MTA keeps it and the events of its log; ``examine`` joins them once.
 READERS = {"postfix": postfix, "sendmail": sendmail, "qmail": qmail}
+# What the log adds to each queue entry (Sendmail's and qmail's queues keep no relay reply, or its first line only);
+# Postfix's queue keeps its reasons.
+QUEUE_JOINS = {"sendmail": P.sendmail_queue_with_log, "qmail": P.qmail_queue_with_log}
 
 
 def guard_events(run, since, now):
@@ -164,15 +167,22 @@ def guard_events(run, since, now):
     return P.guard_log(journal(run, since, "-u", GUARD_UNIT), now)
 
 
+def joined_events(mta, events, guarded):
+    """The MTA's log events; behind the guard, a Sendmail reply's first line (all Sendmail logs) takes the whole
+    reply from the guard's rewrite of it (``doctor_parsers.sendmail_guard_join``)."""
+    if mta == "sendmail" and guarded:
+        return P.sendmail_guard_join(events, guarded)
+    return events
+
+
 def examine(run, mta, since, now, log_file=None, egress=None, guard=True, **paths):
     """The doctor's report for this host (``doctor.summarise``) plus where it read from."""
     queue, events, source = READERS[mta](run, since, now, log_file, **paths)
     # read after the MTA's log, so that each Sendmail line read finds the guard's rewrite logged before it
     guarded = guard_events(run, since, now) if guard else []
-    if mta == "sendmail" and guarded:
-        # behind the guard, a reply's first line (all Sendmail logs) takes the whole reply from the guard's rewrite
-        events = P.sendmail_guard_join(events, guarded)
-        queue = P.sendmail_queue_with_log(queue, events)
+    events = joined_events(mta, events, guarded)
+    if mta in QUEUE_JOINS:
+        queue = QUEUE_JOINS[mta](queue, events)
     report = doctor.summarise(queue, events + guarded, now, mta=mta, egress=egress)
     report["log_source"] = source
     report["since"] = int(since)

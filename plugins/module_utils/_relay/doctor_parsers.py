@@ -448,12 +448,8 @@ def qmail_ended(lines, msg):
 
 
 def qmail_queue(text, events=()):
-    """Queue entries from ``qmail-qread``, each given the reason of its latest logged deferral (``events`` from
-    ``qmail_log``): qmail keeps no reasons in its queue."""
-    latest = {}
-    for event in events:
-        if event["status"] == "deferred":
-            latest[event["queue_id"]] = event
+    """Queue entries from ``qmail-qread`` (messages with recipients still to deliver), joined with ``events``
+    (``qmail_queue_with_log``) when given."""
     out, entry = [], None
     for line in text.splitlines():
         match = _QREAD_HEAD.match(line)
@@ -461,15 +457,28 @@ def qmail_queue(text, events=()):
             arrival = calendar.timegm(time.strptime(match.group(1), "%d %b %Y %H:%M:%S"))
             entry = {"queue_id": match.group(2), "arrival": arrival, "sender": match.group(3), "recipients": [],
                      "reply": None, "local": None, "stage": None}
-            reason = latest.get(match.group(2))
-            if reason:
-                entry.update(reply=reason["reply"], local=reason["local"], stage=reason["stage"])
             out.append(entry)
             continue
         match = _QREAD_RCPT.match(line)
         if match and entry is not None and not match.group(1):
             entry["recipients"].append(match.group(3))
-    return [e for e in out if e["recipients"]]
+    return qmail_queue_with_log([e for e in out if e["recipients"]], events)
+
+
+def qmail_queue_with_log(queue, events):
+    """The queue entries, each given the reason of its latest logged deferral (``events`` from ``qmail_log``):
+    qmail keeps no reasons in its queue."""
+    latest = {}
+    for event in events:
+        if event["status"] == "deferred":
+            latest[event["queue_id"]] = event
+    out = []
+    for entry in queue:
+        reason = latest.get(entry["queue_id"])
+        if reason:
+            entry = dict(entry, reply=reason["reply"], local=reason["local"], stage=reason["stage"])
+        out.append(entry)
+    return out
 
 
 # ---- the relay guard -----------------------------------------------------------------------------
