@@ -314,8 +314,8 @@ def section_site(args, rig, publish):
     image = postfix_image() if args.site_image == "preinstalled" else BASE_IMAGE  # built before the clock runs
     for (hosts, forks), connection in ((run, c) for c in args.site_connection for run in args.site):
         if past(args.stop_by):
-            print("site.yml %d hosts, forks %d over %s: skipped, past --stop-by %s" % (hosts, forks, connection,
-                                                                                      args.stop_by), file=sys.stderr)
+            skipped = (hosts, forks, connection, args.stop_by)
+            print("site.yml %d hosts, forks %d over %s: skipped, past --stop-by %s" % skipped, file=sys.stderr)
             continue
         names = ["srt-bench-site-%02d" % n for n in range(hosts)]
         addresses = rig.add_hosts(names, image=image, ssh=connection == "ssh")
