@@ -190,11 +190,22 @@ reasons:
   type: list
   elements: str
 queue_size:
-  description: Messages in the queue.
+  description: Messages in the queue; null when the queue was not read (RV(queue_read)).
   returned: always
   type: int
+queue_read:
+  description:
+    - Whether the queue was read. V(false) only on qmail without C(qmail-qread) under O(qmail_dir) (the log and the
+      relay guard's log are read all the same; the verdict is then never V(healthy)).
+  returned: always
+  type: bool
+queue_note:
+  description: Why the queue was not read, also among RV(reasons).
+  returned: when RV(queue_read) is false
+  type: str
+  sample: "queue not read: qmail-qread missing"
 queued_with_reason:
-  description: Queued messages that carry the reason of a failed relay attempt.
+  description: Queued messages that carry the reason of a failed relay attempt; null when the queue was not read.
   returned: always
   type: int
 deferred:

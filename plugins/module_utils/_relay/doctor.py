@@ -393,6 +393,7 @@ def summarise(queue, events, now, mta=None, egress=None):
     return {
         "mta": mta,
         "queue_size": len(queue),
+        "queue_read": True,
         "queued_with_reason": sum(row["queued"] for row in classes.values()),
         "deferred": sum(row["deferred"] for row in classes.values()),
         "bounced": sum(row["bounced"] for row in classes.values()),
@@ -401,6 +402,18 @@ def summarise(queue, events, now, mta=None, egress=None):
         "verdict": verdict,
         "reasons": reasons,
     }
+
+
+def queue_not_read(report, why):
+    """``report`` (``summarise`` of the log alone) for a host whose queue could not be read (``why``): the queue's
+    counts unknown (None), a reason "queue not read: <why>", and never ``healthy``, since the queue may hold mail;
+    the log's classes, deferrals and bounces as read."""
+    note = "queue not read: %s" % why
+    report.update(queue_size=None, queued_with_reason=None, queue_read=False, queue_note=note)
+    report["reasons"] = sorted(report["reasons"] + [note])
+    if report["verdict"] == "healthy":
+        report["verdict"] = "degraded"
+    return report
 
 
 def _event_summary(event, now):

@@ -144,18 +144,25 @@ def sendmail(run, since, now, log_file=None, queue_dir="/var/spool/mqueue"):
 
 
 def qmail(run, since, now, log_file=None, qmail_dir="/var/qmail"):
+    """The queue is None (not read, ``UNREAD``) where ``qmail-qread`` is missing: the log and the guard's are read
+    all the same (a host on the qmail role whose qmail is not installed, or not where ``qmail_dir`` says)."""
     if not log_file:
         log_file = next((p for p in QMAIL_LOGS if os.access(p, os.R_OK)), None)
     source, lines = mail_log(run, since, now, log_file)
     events = P.qmail_log(lines, now)
-    rc, out, err = run([os.path.join(qmail_dir, "bin", "qmail-qread")])
+    qread = os.path.join(qmail_dir, "bin", "qmail-qread")
+    if not os.access(qread, os.X_OK):
+        return None, events, source
+    rc, out, err = run([qread])
     if rc != 0:
         raise RuntimeError("qmail-qread failed: %s" % (err or out).strip())
     return P.qmail_queue(out), events, source
 
 
-# Each reader returns the queue as the MTA keeps it and the events of its log; ``examine`` joins them once.
+# Each reader returns the queue as the MTA keeps it (None: not read, for the reason in UNREAD) and the events of
+# its log; ``examine`` joins them once.
 READERS = {"postfix": postfix, "sendmail": sendmail, "qmail": qmail}
+UNREAD = {"qmail": "qmail-qread missing"}
 # What the log adds to each queue entry (Sendmail's and qmail's queues keep no relay reply, or its first line only);
 # Postfix's queue keeps its reasons.
 QUEUE_JOINS = {"sendmail": P.sendmail_queue_with_log, "qmail": P.qmail_queue_with_log}
@@ -175,15 +182,23 @@ def joined_events(mta, events, guarded):
     return events
 
 
+def joined_queue(mta, queue, events):
+    """The queue entries with what the MTA's log adds to each (``QUEUE_JOINS``); [] for a queue not read."""
+    if queue is None:
+        return []
+    join = QUEUE_JOINS.get(mta)
+    return join(queue, events) if join else queue
+
+
 def examine(run, mta, since, now, log_file=None, egress=None, guard=True, **paths):
     """The doctor's report for this host (``doctor.summarise``) plus where it read from."""
     queue, events, source = READERS[mta](run, since, now, log_file, **paths)
     # read after the MTA's log, so that each Sendmail line read finds the guard's rewrite logged before it
     guarded = guard_events(run, since, now) if guard else []
     events = joined_events(mta, events, guarded)
-    if mta in QUEUE_JOINS:
-        queue = QUEUE_JOINS[mta](queue, events)
-    report = doctor.summarise(queue, events + guarded, now, mta=mta, egress=egress)
+    report = doctor.summarise(joined_queue(mta, queue, events), events + guarded, now, mta=mta, egress=egress)
+    if queue is None:
+        doctor.queue_not_read(report, UNREAD[mta])
     report["log_source"] = source
     report["since"] = int(since)
     return report

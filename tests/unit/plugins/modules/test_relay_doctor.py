@@ -91,3 +91,25 @@ def test_window_reads_only_recent_lines(host, capsys):
     result = run_module({"log_file": host["log"], "window": 10}, capsys)
     [row] = result["classes"]
     assert row["deferred"] == 0 and row["queued"] == 1
+
+
+def test_qmail_without_qmail_qread_is_reported_not_failed(tmp_path, capsys, monkeypatch):
+    """mta=qmail where qmail-qread is missing: the module runs no queue command (run_command would fail the task
+    on a program that is not there), reads the log, and says the queue was not read."""
+    now = time.time()
+    log = tmp_path / "current"
+    report = ("Remote host said: %s\n" % DENIED).replace("\n", "/").replace(" ", "_")
+    log.write_text("%d q qmail: starting delivery 3: msg 77 to remote a@example.net\n"
+                   "%d q qmail: delivery 3: deferral: %s\n" % (now - 100, now - 99, report))
+    (tmp_path / "bin").mkdir()
+    commands = []
+    monkeypatch.setattr("ansible.module_utils.basic.AnsibleModule.run_command",
+                        lambda self, argv, **kw: commands.append(argv) or (127, "", "not here"))
+    monkeypatch.setattr(doctor_host, "has_journal", lambda: False)
+    result = run_module({"mta": "qmail", "qmail_dir": str(tmp_path), "log_file": str(log), "window": 3600}, capsys)
+    assert not result.get("failed") and result["mta"] == "qmail" and commands == []
+    assert (result["queue_read"], result["queue_size"], result["queue_note"]) == (
+        False, None, "queue not read: qmail-qread missing")
+    [row] = result["classes"]
+    assert (row["class"], row["queued"], row["deferred"]) == ("allowlist", 0, 1)
+    assert result["verdict"] == "degraded"

@@ -136,3 +136,82 @@ def test_qmail_queue_takes_the_reason_of_its_latest_deferral(qmail_host):
     report = qmail_host(qmail_journal(NOW - 60, denied))
     assert by_class(report) == {"allowlist": (1, 1, 0)} and report["queue_size"] == 1
     assert report["log_source"] == "journal"
+
+
+# --- qmail without qmail-qread (the qmail scenario's host: the role's files, no qmail programs) -------------------
+#
+# The fault matrix's three 5xx behind the guard: the user's daily limit at MAIL, the customer's daily limit at RCPT
+# (its words split over the first two lines, as test_fault_matrix.CUSTOMER_DAILY_SPLIT), Mail relay denied at MAIL;
+# the guard rewrites each to 450 on every line (the limits and the refusals rules) and logs every line of it.
+RETRY = R.retry_rules()["limits"] + R.retry_rules()["refusals"]
+FAULTS = {"user_daily": R.wrap(R.render("user_daily"), token="q1"),
+          "customer_daily": ["550-5.7.1 Daily SMTP relay limit exceeded for",
+                             "550-5.7.1 customer. The sending limits are explained in the relay's",
+                             "550 5.7.1 article 166852; ask your administrator. q7f3c9a2e1.41 - gsmtp"],
+          "relay_denied": R.wrap(R.render("relay_denied", ip="10.89.0.5", domains="example.com"), token="q3")}
+
+
+def guard_rewrites(at, faults=None):
+    """The guard's journal: one session per fault (``FAULTS`` unless given), each rewrite of each line logged."""
+    lines = []
+    for session, (cause, reply) in enumerate(sorted((faults or FAULTS).items()), 10):
+        prefix = "%.6f qmail-tls python3[77]:" % (at + session)
+        lines.append("%s [%d] connect from 127.0.0.1:%d" % (prefix, session, 40000 + session))
+        lines += ["%s [%d] rewrite (%s): %r -> %r" % (prefix, session, cause, old, new)
+                  for old, new in zip(reply, R.apply_retry(reply, RETRY))]
+        lines.append("%s [%d] close (done)" % (prefix, session))
+    return lines
+
+
+@pytest.fixture
+def qmail_without_qread(tmp_path, monkeypatch):
+    """A qmail directory with an empty bin/ (no qmail-qread); ``examine(mail_lines, guard_lines)`` returns the
+    report and the commands run."""
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setattr(doctor_host, "has_journal", lambda: True)
+    monkeypatch.setattr(doctor_host, "QMAIL_LOGS", ())
+
+    def examine(mail_lines, guard_lines):
+        commands = []
+
+        def run(argv):
+            commands.append(argv)
+            assert argv[0] == "journalctl", argv
+            return 0, "\n".join(guard_lines if "-u" in argv else mail_lines), ""
+        return doctor_host.examine(run, "qmail", NOW - 3600, NOW, qmail_dir=str(tmp_path)), commands
+    return examine
+
+
+def test_without_qmail_qread_the_queue_is_not_read_and_the_guards_log_is(qmail_without_qread):
+    """No qmail-send log either (the scenario's driver writes none): the report is the guard's log alone."""
+    report, commands = qmail_without_qread([], guard_rewrites(NOW - 600))
+    assert by_class(report) == {"user_daily_limit": (0, 0, 1), "customer_daily_limit": (0, 0, 1),
+                                "allowlist": (0, 0, 1)}
+    assert (report["queue_read"], report["queue_size"], report["queued_with_reason"]) == (False, None, None)
+    allowlist = next(row for row in report["classes"] if row["class"] == "allowlist")
+    assert allowlist["fixes"][0]["value"] == "10.89.0.5/32"  # the address the relay named in its refusal
+    assert report["queue_note"] == "queue not read: qmail-qread missing"
+    assert "queue not read: qmail-qread missing" in report["reasons"]
+    # the queue may hold mail: never healthy, never blocked on the log alone
+    assert report["verdict"] == "degraded"
+    assert all(argv[0] == "journalctl" for argv in commands)
+
+
+def test_without_qmail_qread_qmail_sends_log_is_read(qmail_without_qread):
+    """qmail-send's deferral of the guard's 450 rewrite (what qmail-remote got) and the guard's own record of it."""
+    rewritten = R.apply_retry(FAULTS["relay_denied"], RETRY)
+    report, _commands = qmail_without_qread(qmail_journal(NOW - 60, rewritten),
+                                            guard_rewrites(NOW - 600, {"relay_denied": FAULTS["relay_denied"]}))
+    assert by_class(report) == {"allowlist": (0, 1, 1)}
+    assert report["queue_read"] is False and report["verdict"] == "degraded"
+
+
+def test_without_anything_to_report_a_host_without_qmail_qread_is_not_healthy(qmail_without_qread):
+    report, _commands = qmail_without_qread([], [])
+    assert (report["classes"], report["verdict"], report["reasons"]) == (
+        [], "degraded", ["queue not read: qmail-qread missing"])
+
+
+def test_a_readable_queue_says_so(qmail_host):
+    report = qmail_host([])
+    assert report["queue_read"] is True and "queue_note" not in report and report["verdict"] == "healthy"
