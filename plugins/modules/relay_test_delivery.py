@@ -72,7 +72,8 @@ options:
     default: /usr/sbin/sendmail
   postsuper:
     description:
-      - Postfix's C(postsuper), which removes a test message the relay did not take.
+      - Postfix's C(postsuper), which removes a test message the relay did not take; C(postqueue) in the same
+        directory asks for another attempt when one told nothing (a timeout, a 421).
     type: path
     default: /usr/sbin/postsuper
   queue_parent:

@@ -41,6 +41,7 @@ from . import doctor, doctor_host, doctor_parsers as P
 DELIVERED = ("sent", "unconfirmed")
 SUBJECT = "Subject: smarthost.relay %s test delivery from %s"
 POLL = 0.5
+RETRY_EVERY = 5.0  # seconds between requests to retry a test message whose attempt said nothing
 
 
 def run_command(argv, data=None, timeout=None, merge=False):
@@ -87,15 +88,51 @@ def _report(mid, sender, recipient, **fields):
 
 # ---- Postfix ----------------------------------------------------------------------------------------
 
-def postfix_outcome(lines, mid, recipient):
-    """``(queue id, delivery event or None)`` of the test message in Postfix's log lines."""
+def postfix_outcome(lines, mid, recipient, after=0):
+    """``(queue id, delivery event or None)`` of the test message in Postfix's log lines: its first delivery
+    attempt, or the one after the first ``after``."""
     queue_id = P.postfix_queue_id(lines, mid)
     if queue_id is None:
         return None, None
-    for event in P.postfix_log(lines):
-        if event["queue_id"] == queue_id and event["recipient"] == recipient:
-            return queue_id, event
-    return queue_id, None
+    events = [e for e in P.postfix_log(lines) if e["queue_id"] == queue_id and e["recipient"] == recipient]
+    return queue_id, events[after] if len(events) > after else None
+
+
+# A deferral that says nothing about the new configuration: the relay did not answer in time, or answered 421 (try
+# again later, e.g. the relay's connection-burst limit). Such an attempt is retried within the timeout.
+_NO_VERDICT_LOCAL = re.compile(r"timed out while|connection timed out", re.IGNORECASE)
+
+
+def says_nothing(event):
+    """Whether a deferred attempt tells nothing about the configuration (``_NO_VERDICT_LOCAL``, a 421)."""
+    if event["status"] != "deferred":
+        return False
+    if event["reply"]:
+        return event["reply"].startswith("421")
+    return bool(_NO_VERDICT_LOCAL.search(event["local"] or ""))
+
+
+def postfix_follow(params, run, log, mid, clock, sleep):
+    """``(queue id, event or None)``: the test message followed in the log until an attempt gives a verdict or the
+    timeout passes; an attempt that ``says_nothing`` is retried at once (``postqueue -i``, Postfix's own retry
+    would wait ``minimal_backoff_time``), and is the event returned when the time ran out."""
+    postqueue = os.path.join(os.path.dirname(params["postsuper"]), "postqueue")
+    deadline = clock() + params["timeout"]
+    queue_id, event, attempts, nudged = None, None, 0, None
+    while clock() < deadline:
+        queue_id, latest = postfix_outcome(log.lines(), mid, recipient=params["recipient"], after=attempts)
+        if latest is not None:
+            event = latest
+            if not says_nothing(event):
+                break
+            attempts += 1
+        if attempts and (nudged is None or clock() - nudged >= RETRY_EVERY):
+            # at most every RETRY_EVERY seconds (a 421 may be the relay's answer to a burst of connections), and
+            # again while no new attempt shows: a request before the message is in the deferred queue does nothing
+            run([postqueue, "-i", queue_id])
+            nudged = clock()
+        sleep(POLL)
+    return queue_id, event
 
 
 def postfix(params, run=run_command, clock=time.time, sleep=time.sleep):
@@ -106,13 +143,7 @@ def postfix(params, run=run_command, clock=time.time, sleep=time.sleep):
                         data=message("postfix", sender, recipient, mid), merge=True)
     if rc != 0:
         return _report(mid, sender, recipient, status="not submitted", detail=out.strip(), log_source=log.source)
-    deadline = clock() + params["timeout"]
-    queue_id, event = None, None
-    while clock() < deadline:
-        queue_id, event = postfix_outcome(log.lines(), mid, recipient)
-        if event is not None:
-            break
-        sleep(POLL)
+    queue_id, event = postfix_follow(params, run, log, mid, clock, sleep)
     report = _report(mid, sender, recipient, queue_id=queue_id, log_source=log.source)
     if event is None:
         report.update(status="timeout", detail="no delivery status in the mail log within the timeout")

@@ -197,6 +197,7 @@ def test_postfix_failure_removes_only_the_test_message_and_names_the_fix(tmp_pat
     assert report["status"] == "deferred" and not report["delivered"] and report["removed"]
     assert run.calls[-1] == ["/usr/sbin/postsuper", "-d", "4Q8Zs55GBvzB7Bq"]
     assert [c for c in run.calls if "postsuper" in c[0]] == [run.calls[-1]]
+    assert not [c for c in run.calls if "postqueue" in c[0]]  # a refusal is a verdict: not retried
     diagnosis = report["diagnosis"]
     assert (diagnosis["class"], diagnosis["stage"], diagnosis["reply"]["code"]) == ("bad_credentials", "AUTH", 535)
     assert "relay_auth_password" in [f["variable"] for f in diagnosis["fixes"]]
@@ -220,6 +221,63 @@ def test_postfix_sent_removes_nothing(tmp_path):
     assert report["delivered"] and report["status"] == "sent" and not report["removed"]
     assert "diagnosis" not in report and len(run.calls) == 1
     assert run.calls[0][:5] == ["/usr/sbin/sendmail", "-i", "-f", SENDER, "--"]
+
+
+GREETING_TIMEOUT = ("dsn=4.4.2, status=deferred (conversation with %s timed out while receiving the initial "
+                    "server greeting)" % RELAY)
+SENT = "dsn=2.0.0, status=sent (250 2.0.0 OK %s - gsmtp)" % TOKEN
+
+
+class RetriedPostfix(FakePostfix):
+    """Each ``postqueue -i`` of the test message logs its next attempt: ``statuses`` in turn, the last repeated."""
+
+    def __init__(self, log, statuses):
+        FakePostfix.__init__(self, log, statuses[0])
+        self.statuses, self.mid = list(statuses[1:]), None
+
+    def __call__(self, argv, data=None, timeout=None, merge=False):
+        if argv[0].endswith("sendmail"):
+            self.mid = re.search(r"^Message-ID: (\S+)", data, re.MULTILINE).group(1)
+        if argv[0].endswith("postqueue") and self.statuses:
+            status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            with open(self.log, "a") as handle:
+                handle.write(postfix_lines("1793620741.1 deb13", "4Q8Zs55GBvzB7Bq", self.mid, status)[-1] + "\n")
+            self.calls.append(argv)
+            return 0, "", ""
+        return FakePostfix.__call__(self, argv, data, timeout, merge)
+
+
+@pytest.mark.parametrize("reply, local, says", [
+    (None, "conversation with relay timed out while receiving the initial server greeting", True),
+    (None, "connect to relay[10.0.0.1]:587: Connection timed out", True),
+    ("421-4.7.0 Try again later, closing connection. (EHLO) - gsmtp", "host relay said: 421-4.7.0 …", True),
+    (None, "connect to relay[10.0.0.1]:587: Connection refused", False),
+    ("450-4.4.5 Daily SMTP relay limit exceeded for user", "host relay said: 450-4.4.5 …", False),
+    ("535-5.7.8 Username and Password not accepted", "SASL authentication failed; …", False),
+])
+def test_a_deferral_says_nothing_only_for_a_timeout_or_a_421(reply, local, says):
+    assert delivery.says_nothing({"status": "deferred", "reply": reply, "local": local}) is says
+    assert delivery.says_nothing({"status": "bounced", "reply": reply, "local": local}) is False
+
+
+def test_postfix_retries_an_attempt_that_said_nothing_and_reports_the_next(tmp_path):
+    run = RetriedPostfix(str(tmp_path / "mail.log"), [GREETING_TIMEOUT, GREETING_TIMEOUT, SENT])
+    report = deliver("postfix", tmp_path, run)
+    assert report["delivered"] and report["status"] == "sent" and not report["removed"], report
+    assert [c for c in run.calls if "postqueue" in c[0]] == [["/usr/sbin/postqueue", "-i", "4Q8Zs55GBvzB7Bq"]] * 2
+    assert not [c for c in run.calls if "postsuper" in c[0]]
+
+
+def test_postfix_gives_up_on_attempts_that_say_nothing_at_the_timeout(tmp_path):
+    run = RetriedPostfix(str(tmp_path / "mail.log"), [GREETING_TIMEOUT, "dsn=4.4.1, status=deferred (connect to %s"
+                                                     ":587: Connection timed out)" % RELAY])
+    report = deliver("postfix", tmp_path, run, timeout=20)
+    assert report["status"] == "deferred" and not report["delivered"] and report["removed"], report
+    assert report["diagnosis"]["class"] == "unreachable" and "Connection timed out" in report["detail"]
+    retries = [c for c in run.calls if "postqueue" in c[0]]
+    # the first request at once, then one every RETRY_EVERY seconds however fast the attempts come back
+    assert len(retries) == 20 / delivery.RETRY_EVERY, retries
+    assert run.calls[-1] == ["/usr/sbin/postsuper", "-d", "4Q8Zs55GBvzB7Bq"]
 
 
 def test_postfix_not_submitted_and_timeout(tmp_path):
