@@ -55,6 +55,12 @@ STEP_RESTART = "Restart Postfix (inet_interfaces or inet_protocols changed)"
 STEP_RELOAD = "Reload Postfix (queued mail stays queued)"
 STEP_TEST = "Send a test message through the relay and wait for the relay's answer"
 STEP_REMOVE = "Remove the files the configuration no longer names"
+# The master's children that read the relay settings (trivial-rewrite resolves relayhost, smtp connects, tlsproxy
+# and scache hold its TLS and connections): after ``postfix reload`` the ones started before it must be gone before
+# the test message is submitted, or an old smtp (wrappermode off) may take it to the new port 465 and wait there for
+# a greeting in the clear. Idle ones exit within a second of the reload; busy ones after their delivery.
+RELAY_WORKERS = ("qmgr", "trivial-rewrite", "smtp", "tlsproxy", "scache")
+RELOAD_SETTLE_SECONDS = 30
 
 
 def run_command(argv, umask=None):
@@ -337,12 +343,43 @@ def restart_commands(service, postfix, which=shutil.which):
     return [[postfix, "stop"], [postfix, "start"]]
 
 
+def master_children(run, sbin, config_dir, proc="/proc"):
+    """The pids of this Postfix master's RELAY_WORKERS (its pid from ``<queue_directory>/pid/master.pid``); an
+    empty set when that cannot be read."""
+    rc, out, _err = run([os.path.join(sbin, "postconf"), "-c", config_dir, "-h", "queue_directory"])
+    try:
+        with open(os.path.join(out.strip(), "pid", "master.pid")) as handle:
+            master = int(handle.read().strip())
+    except (OSError, ValueError):
+        return set()
+    found = set()
+    for entry in os.listdir(proc) if rc == 0 else ():
+        info = proc_parent_and_name(proc, entry) if entry.isdigit() else None
+        if info and info[0] == master and info[1] in RELAY_WORKERS:
+            found.add(int(entry))
+    return found
+
+
+def proc_parent_and_name(proc, pid):
+    """``(ppid, comm)`` of a process from ``/proc/<pid>/stat``, or None once it is gone."""
+    try:
+        with open(os.path.join(proc, pid, "stat")) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1:text.rindex(")")]
+    return int(text[text.rindex(")") + 2:].split()[1]), name
+
+
 class Applier(object):
     """One apply run; it remembers what it did, so that ``rollback`` undoes exactly that."""
 
-    def __init__(self, plan, run=run_command, deliver=None, clock=time.time, which=shutil.which):
+    def __init__(self, plan, run=run_command, deliver=None, clock=time.time, which=shutil.which, workers=None,
+                 sleep=time.sleep):
         self.plan, self.params = plan, plan.params
-        self.run, self.clock, self.which = run, clock, which
+        self.run, self.clock, self.which, self.sleep = run, clock, which, sleep
+        self.workers = workers or (lambda: master_children(self.run, self.params["sbin"],
+                                                           self.params["config_dir"]))
         self.deliver = deliver or delivery.deliver
         sbin = self.params["sbin"]
         self.postfix = os.path.join(sbin, "postfix")
@@ -396,7 +433,15 @@ class Applier(object):
                         or "exit status %d" % rc))
         else:
             self.action = "reload"
+            before = self.workers()
             command(STEP_RELOAD, self.run, [self.postfix, "reload"])
+            self.wait_gone(before)
+
+    def wait_gone(self, pids):
+        """Wait (at most RELOAD_SETTLE_SECONDS) until none of ``pids`` runs any more."""
+        deadline = self.clock() + RELOAD_SETTLE_SECONDS
+        while pids & self.workers() and self.clock() < deadline:
+            self.sleep(0.2)
 
     def test_delivery(self):
         test = self.params.get("test_delivery")

@@ -339,3 +339,47 @@ def test_the_password_is_censored_by_no_log(host, capsys):
     (host["bin"] / "journal.txt").write_text("fatal: %s" % (SASL_LINE % PASSWORD))
     result = run_module(host["args"], capsys)
     assert result["failed"] and no_secret(result, SASL_LINE % PASSWORD)
+
+
+def fake_proc(root, processes):
+    """A /proc with ``{pid: (ppid, comm)}``; comm may hold blanks and parentheses, as the kernel allows."""
+    for pid, (ppid, comm) in processes.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "stat").write_text("%d (%s) S %d %d 0 0" % (pid, comm, ppid, ppid))
+    (root / "self").mkdir(exist_ok=True)
+
+
+def test_master_children_are_this_masters_relay_workers(tmp_path):
+    queue = tmp_path / "spool"
+    (queue / "pid").mkdir(parents=True)
+    (queue / "pid" / "master.pid").write_text("%11d\n" % 100)
+    fake_proc(tmp_path / "proc", {100: (1, "master"), 101: (100, "qmgr"), 102: (100, "smtp"), 103: (100, "pickup"),
+                                  104: (100, "tlsproxy"), 105: (200, "smtp"), 106: (100, "trivial-rewrite"),
+                                  107: (100, "x (smtp) y")})
+
+    def run(argv, umask=None):  # pylint: disable=unused-argument
+        assert argv == ["/usr/sbin/postconf", "-c", "/etc/postfix", "-h", "queue_directory"]
+        return 0, "%s\n" % queue, ""
+
+    found = postfix_host.master_children(run, "/usr/sbin", "/etc/postfix", proc=str(tmp_path / "proc"))
+    assert found == {101, 102, 104, 106}  # not pickup, not another master's smtp
+    (queue / "pid" / "master.pid").unlink()
+    assert postfix_host.master_children(run, "/usr/sbin", "/etc/postfix", proc=str(tmp_path / "proc")) == set()
+
+
+def test_reload_waits_until_the_workers_started_before_it_are_gone():
+    seen, now = [{1, 2, 3}, {2, 3, 9}, {3, 9}, {9}], [0.0]
+    applier = postfix_host.Applier.__new__(postfix_host.Applier)
+    applier.params = {"restart": False}
+    applier.postfix = "/usr/sbin/postfix"
+    applier.run = lambda argv, umask=None: (0, "", "")
+    applier.clock = lambda: now[0]
+    applier.sleep = lambda seconds: now.__setitem__(0, now[0] + seconds)
+    applier.workers = lambda: seen.pop(0) if len(seen) > 1 else seen[0]
+    applier.reload_or_restart()
+    assert applier.action == "reload" and seen == [{9}] and now[0] == pytest.approx(0.4)
+    # never longer than RELOAD_SETTLE_SECONDS, whatever still runs
+    seen[:] = [{1}]
+    now[0] = 0.0
+    applier.reload_or_restart()
+    assert now[0] == pytest.approx(postfix_host.RELOAD_SETTLE_SECONDS, abs=0.3)
