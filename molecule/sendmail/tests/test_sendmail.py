@@ -333,8 +333,10 @@ def test_100_messages_few_connections(relay):
 
 def test_peak_limit_450_is_retried_and_delivered(relay):
     since = time.time() - 1
+    # The limit holds until all three are deferred (not for a fixed time, which a loaded machine could outlast
+    # before Sendmail tried the third); then it is lifted and Sendmail's retries must deliver them.
     standin(faults=[{"stage": "rcpt", "reply": "450 4.2.1 Peak SMTP relay limit exceeded for customer.",
-                     "ports": [587], "for_seconds": 8}])
+                     "ports": [587]}])
     ids = [mid("peak") for dummy in range(3)]
     for message_id in ids:
         send(AUTH, USER, ["peak@example.net"], message_id)
@@ -344,9 +346,9 @@ def test_peak_limit_450_is_retried_and_delivered(relay):
         return held if len(held) >= 3 else None
 
     wait_for(deferred, timeout=60, what="three messages deferred with 450 4.2.1")
+    standin(faults=[])
     for message_id in ids:
         arrived(relay, message_id, timeout=120)
-    standin(faults=[])
     refused = [r for r in relay_record.transactions(relay, verdict="deferred") if r.get("time", 0) >= since]
     bounces = [r for r in relay_record.transactions(relay, sender="") if r.get("time", 0) >= since
                and r["recipients"] == [USER]]
