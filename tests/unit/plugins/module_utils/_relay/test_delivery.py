@@ -269,8 +269,8 @@ def test_postfix_retries_an_attempt_that_said_nothing_and_reports_the_next(tmp_p
 
 
 def test_postfix_gives_up_on_attempts_that_say_nothing_at_the_timeout(tmp_path):
-    run = RetriedPostfix(str(tmp_path / "mail.log"), [GREETING_TIMEOUT, "dsn=4.4.1, status=deferred (connect to %s"
-                                                     ":587: Connection timed out)" % RELAY])
+    timed_out = "dsn=4.4.1, status=deferred (connect to %s:587: Connection timed out)" % RELAY
+    run = RetriedPostfix(str(tmp_path / "mail.log"), [GREETING_TIMEOUT, timed_out])
     report = deliver("postfix", tmp_path, run, timeout=20)
     assert report["status"] == "deferred" and not report["delivered"] and report["removed"], report
     assert report["diagnosis"]["class"] == "unreachable" and "Connection timed out" in report["detail"]
