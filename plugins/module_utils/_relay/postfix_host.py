@@ -61,6 +61,7 @@ STEP_REMOVE = "Remove the files the configuration no longer names"
 # a greeting in the clear. Idle ones exit within a second of the reload; busy ones after their delivery.
 RELAY_WORKERS = ("qmgr", "trivial-rewrite", "smtp", "tlsproxy", "scache")
 RELOAD_SETTLE_SECONDS = 30
+UNREAD = object()  # the master's pid before it is looked for (None: looked for, not found)
 
 
 def run_command(argv, umask=None):
@@ -343,17 +344,20 @@ def restart_commands(service, postfix, which=shutil.which):
     return [[postfix, "stop"], [postfix, "start"]]
 
 
-def master_children(run, sbin, config_dir, proc="/proc"):
-    """The pids of this Postfix master's RELAY_WORKERS (its pid from ``<queue_directory>/pid/master.pid``); an
-    empty set when that cannot be read."""
+def master_pid(run, sbin, config_dir):
+    """This Postfix master's pid, from ``<queue_directory>/pid/master.pid``; None when that cannot be read."""
     rc, out, _err = run([os.path.join(sbin, "postconf"), "-c", config_dir, "-h", "queue_directory"])
     try:
         with open(os.path.join(out.strip(), "pid", "master.pid")) as handle:
-            master = int(handle.read().strip())
+            return int(handle.read().strip()) if rc == 0 else None
     except (OSError, ValueError):
-        return set()
+        return None
+
+
+def master_children(master, proc="/proc"):
+    """The pids of the RELAY_WORKERS whose parent is ``master`` (an empty set for None)."""
     found = set()
-    for entry in os.listdir(proc) if rc == 0 else ():
+    for entry in os.listdir(proc) if master is not None else ():
         info = proc_parent_and_name(proc, entry) if entry.isdigit() else None
         if info and info[0] == master and info[1] in RELAY_WORKERS:
             found.add(int(entry))
@@ -378,8 +382,8 @@ class Applier(object):
                  sleep=time.sleep):
         self.plan, self.params = plan, plan.params
         self.run, self.clock, self.which, self.sleep = run, clock, which, sleep
-        self.workers = workers or (lambda: master_children(self.run, self.params["sbin"],
-                                                           self.params["config_dir"]))
+        self.workers = workers or self.master_workers
+        self.master = UNREAD
         self.deliver = deliver or delivery.deliver
         sbin = self.params["sbin"]
         self.postfix = os.path.join(sbin, "postfix")
@@ -436,6 +440,12 @@ class Applier(object):
             before = self.workers()
             command(STEP_RELOAD, self.run, [self.postfix, "reload"])
             self.wait_gone(before)
+
+    def master_workers(self):
+        """``master_children`` of this Postfix's master, whose pid is read once (a reload keeps the master)."""
+        if self.master is UNREAD:
+            self.master = master_pid(self.run, self.params["sbin"], self.params["config_dir"])
+        return master_children(self.master)
 
     def wait_gone(self, pids):
         """Wait (at most RELOAD_SETTLE_SECONDS) until none of ``pids`` runs any more."""

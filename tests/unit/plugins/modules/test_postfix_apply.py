@@ -361,10 +361,13 @@ def test_master_children_are_this_masters_relay_workers(tmp_path):
         assert argv == ["/usr/sbin/postconf", "-c", "/etc/postfix", "-h", "queue_directory"]
         return 0, "%s\n" % queue, ""
 
-    found = postfix_host.master_children(run, "/usr/sbin", "/etc/postfix", proc=str(tmp_path / "proc"))
+    master = postfix_host.master_pid(run, "/usr/sbin", "/etc/postfix")
+    assert master == 100
+    found = postfix_host.master_children(master, proc=str(tmp_path / "proc"))
     assert found == {101, 102, 104, 106}  # not pickup, not another master's smtp
     (queue / "pid" / "master.pid").unlink()
-    assert postfix_host.master_children(run, "/usr/sbin", "/etc/postfix", proc=str(tmp_path / "proc")) == set()
+    assert postfix_host.master_pid(run, "/usr/sbin", "/etc/postfix") is None
+    assert postfix_host.master_children(None, proc=str(tmp_path / "proc")) == set()
 
 
 def test_reload_waits_until_the_workers_started_before_it_are_gone():
