@@ -16,6 +16,7 @@ down() {
     for mta in "${MTAS[@]}"; do names+=("srt-demo-$mta"); done
     podman rm -f -t 2 "${names[@]}" >/dev/null 2>&1 || true
     podman network rm -f "$NETWORK" >/dev/null 2>&1 || true
+    purge_stale_dns
     say "demo removed"
 }
 
@@ -29,7 +30,7 @@ write_secrets() {
 start_relay() {
     local subnet etc=$DEMO/relay/etc var=$DEMO/relay/var
     mkdir -p "$etc" "$var"
-    podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
+    podman network exists "$NETWORK" || { purge_stale_dns && podman network create "$NETWORK" >/dev/null; }
     subnet=$(podman network inspect "$NETWORK" --format '{{range .Subnets}}{{.Subnet}} {{end}}' | awk '{print $1}')
     cp "$PKI/relay.pem" "$etc/cert.pem" && cp "$PKI/relay.key" "$etc/key.pem" && chmod 600 "$etc"/*.pem
     cat >"$etc/config.yml" <<YAML

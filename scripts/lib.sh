@@ -56,3 +56,20 @@ ansible_test_pip_version() {
     version=$(sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p" "$source/_internal/python_requirements.py" | head -n 1)
     [[ -n $version ]] && echo "$version"
 }
+
+# aardvark-dns (podman's DNS for container names) keeps one file per network, named after it. A file can outlive
+# its network (seen after CI runs: the teardown of some containers never reached it), and aardvark still answers
+# from it: a later network given the same subnet then resolves relay.smarthost.test, for the container that took a
+# stale address, to that container itself or to another scenario's relay. Remove the files of this project's
+# networks that no longer exist (by name, srt-*) and have aardvark read its files again.
+purge_stale_dns() {
+    local dir file name removed=0
+    if ((EUID == 0)); then dir=/run/containers/networks/aardvark-dns; else dir=${XDG_RUNTIME_DIR:-/run/user/$EUID}/containers/networks/aardvark-dns; fi
+    for file in "$dir/$SMARTHOST_PREFIX"-*; do
+        [[ -f $file ]] || continue
+        name=${file##*/}
+        podman network exists "$name" && continue
+        rm -f "$file" && removed=$((removed + 1)) && say "removed aardvark-dns's stale records of network $name"
+    done
+    ((removed == 0)) || [[ ! -s $dir/aardvark.pid ]] || kill -HUP "$(cat "$dir/aardvark.pid")" 2>/dev/null || true
+}

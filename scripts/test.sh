@@ -58,6 +58,7 @@ remove_leftovers() {
         [[ -n $name && $wanted == *" $(owner_of "$name") "* ]] && nets+=("$name")
     done < <(podman network ls --format '{{.Name}}')
     ((${#nets[@]} == 0)) || podman network rm -f "${nets[@]}" >/dev/null
+    purge_stale_dns
     rm -rf "$CACHE/sanity"
 }
 
@@ -200,6 +201,8 @@ run_scenario() {
     mkdir -p "$MOLECULE_EPHEMERAL_DIRECTORY" && : >"$CACHE/logs/ansible-$s.log"
     ln -sfn "$CACHE/logs/ansible-$s.log" "$MOLECULE_EPHEMERAL_DIRECTORY/ansible.log"
     say "molecule test -s $s (full output: $log)"
+    # A scenario that ran before may have left its DNS records behind, on the subnet this one is about to take.
+    purge_stale_dns
     if { if ((JOBS == 1)); then molecule test -s "$s" 2>&1 | tee "$log"; else molecule test -s "$s" >"$log" 2>&1; fi; }; then
         say "scenario $s passed in $((SECONDS - start))s"
     else
