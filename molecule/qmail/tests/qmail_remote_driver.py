@@ -165,6 +165,11 @@ def next_retry(birth, now, scale):
 
 
 def run(args):
+    if args.start_on_go:
+        # The caller arms the relay's fault while this process is up, then says go: no start-up delay of
+        # `podman exec` can make the first sessions miss the fault.
+        print("ready", file=sys.stderr, flush=True)
+        sys.stdin.readline()
     time.sleep(max(0.0, args.start_at - time.time()))
     start = time.time()
     messages = []
@@ -216,6 +221,8 @@ def main(argv=None):
     parser.add_argument("--time-scale", type=float, default=400.0, help="queue seconds per real second")
     parser.add_argument("--deadline", type=float, default=300.0, help="stop retrying after this many seconds")
     parser.add_argument("--start-at", type=float, default=0.0, help="epoch seconds: queue the messages then")
+    parser.add_argument("--start-on-go", action="store_true",
+                        help="say 'ready' on stderr, then queue the messages once a line arrives on stdin")
     args = parser.parse_args(argv)
     args.helo = control(args.control, "helohost") or control(args.control, "me") or socket.getfqdn()
     args.concurrency = args.concurrency or int(control(args.control, "concurrencyremote", "20"))

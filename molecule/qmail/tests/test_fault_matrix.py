@@ -54,9 +54,6 @@ MESSAGES = 200
 REUSE_MESSAGES = {"peak_450": 1000}
 REUSE_MESSAGES_DEFAULT = 300
 WINDOW = 6  # seconds each fault lasts, counted from when the stand-in loads it
-# The driver starts delivering this long after it is launched: ``podman exec`` of the driver and of the config
-# write can each take seconds on a loaded machine, and the fault must be loaded before the first sessions.
-START_LEAD = 6
 TAG = uuid.uuid4().hex[:8]
 TRY_LATER = "421 4.7.0 Try again later, closing connection."
 # The customer's daily limit as Google wraps it, written out: the distinctive words split over the first two lines,
@@ -208,27 +205,30 @@ def run_case(case, baseline):
     dos_wait = wait_for_dos_window(baseline, ip, room=20)
     before = len(TAIL.records())
     started, case_start = time.monotonic(), time.time()
-    # The driver queues its messages at start_at; the fault is written just before, so its window (counted from
-    # when the stand-in loads it, within 0.5 s) covers the first seconds of delivery whatever the load. The same
-    # write restarts the relay: the guard's idle connections are closed, the case's sessions need new ones.
-    start_at = time.time() + START_LEAD
-    driver = subprocess.Popen(["podman", "exec", QMAIL, "python3", DRIVER, "--prefix", batch.prefix,
+    # The driver starts (podman exec may take seconds on a loaded machine) and waits; the fault is written and the
+    # test waits until the stand-in runs with it (its status names the file's digest), and only then says go. The
+    # same write restarts the relay: the guard's idle connections are closed, the case's sessions need new ones.
+    # The fault's window is counted from when the stand-in loads it, so it covers the first seconds of delivery.
+    driver = subprocess.Popen(["podman", "exec", "-i", QMAIL, "python3", DRIVER, "--prefix", batch.prefix,
                                "--count", str(messages), "--port", str(GUARD_PORT), "--deadline", str(DEADLINE),
-                               "--start-at", str(start_at)] + options,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(max(0.0, start_at - 1.0 - time.time()))
+                               "--start-on-go"] + options,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert driver.stderr.readline().strip() == "ready", "the driver did not start"
     epoch = next(EPOCHS)
     if faults is None:
-        switched = write_config(dict(baseline, restart_epoch=epoch, tls={"cert": "/etc/relay-standin/untrusted.pem",
-                                                                         "key": "/etc/relay-standin/untrusted.key"}))
+        relay_record.apply_config(RELAY, dict(baseline, restart_epoch=epoch, tls={
+            "cert": "/etc/relay-standin/untrusted.pem", "key": "/etc/relay-standin/untrusted.key"}))
+        switched = time.time()  # the stand-in presents the impostor's certificate to every connection opened now
+        go = go_driver(driver)
         # the impostor stays until the guard has met it (a connection opened after the switch, closed by the guard's
         # failed verification), and at least WINDOW seconds from the start of delivery
         wait_for_connection_after(switched, before)
-        time.sleep(max(0.0, start_at + WINDOW - time.time()))
+        time.sleep(max(0.0, go + WINDOW - time.time()))
         restored = time.time()  # connections opened from here on may get the relay's own certificate again
         write_config(dict(baseline, restart_epoch=epoch))
     else:
-        switched, restored = write_config(dict(baseline, faults=faults, restart_epoch=epoch)), None
+        relay_record.apply_config(RELAY, dict(baseline, faults=faults, restart_epoch=epoch))
+        switched, restored = go_driver(driver), None
     out, err = driver.communicate(timeout=420)
     assert driver.returncode == 0, err[-3000:]
     carried = {r["connection"] for r in TAIL.records()[before:] if r.get("kind") == "transaction"}
@@ -244,6 +244,12 @@ def run_case(case, baseline):
                   driver_seconds=result["seconds"], concurrency=result["concurrency"], timeout=result["timeout"])
     RESULTS[case] = counts
     return result, records, counts, (switched, restored)
+
+
+def go_driver(driver):
+    driver.stdin.write("go\n")
+    driver.stdin.flush()
+    return time.time()
 
 
 def wait_for_connection_after(moment, records_before, timeout=120):
@@ -443,7 +449,7 @@ def check_untrusted(records, switched, restored, counts):
     """While the impostor's certificate was presented, the guard sent nothing: connections opened in that window
     carry no transaction (and no plain-text one exists at all, checked above)."""
     opened = {r["connection"]: r["time"] - r["duration"] for r in records if r.get("kind") == "connection"}
-    in_window = {c for c, t in opened.items() if switched + 0.2 < t < restored}
+    in_window = {c for c, t in opened.items() if switched < t < restored}
     carried = [r for r in records if r.get("kind") == "transaction" and r["connection"] in in_window]
     counts["impostor_connections"] = len(in_window)
     assert in_window and not carried, json.dumps(counts)

@@ -90,6 +90,11 @@ def send(host, sender, recipients, message_id, subject="test"):
     assert result.rc == 0, result.stdout + result.stderr
 
 
+def flush(host):
+    """A queue run now, for every queued message (MinQueueAge waived), the relay's host status forgotten."""
+    host.run("sendmail -bH >/dev/null 2>&1; sendmail -q -O MinQueueAge=0")
+
+
 def submit(host, message_id, user="root", args=""):
     """A message as a local account sends it: no From header and no -f (unless ``args`` has one), recipients
     from the To: header (sendmail -t, as cron does), run as ``user``."""
@@ -449,6 +454,14 @@ def test_failed_test_delivery_rolls_back_and_mail_flows(relay):
 
 
 def _failed_test_delivery_rolls_back_and_mail_flows(relay):
+    # The mail the impostor held back goes out first, with the right credentials, through the restart and the
+    # broken change it survived. On this scenario's direct path it must be out of the queue before the wrong
+    # password is tried: the new SMTP AUTH map is live for the queue runner during the test delivery, and the
+    # relay's refusal of a message it tries then bounces it (docs/sendmail.md, Limitations).
+    flush(AUTH)
+    for wanted in HELD:
+        [record] = arrived(relay, wanted)
+        assert record["auth_user"] == USER and record["tls"] is True
     before = sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf"), authinfo_map(AUTH)
     since = time.time() - 1
     result = run_role({"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"}, verbosity="-vvv")
@@ -466,13 +479,11 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     failures = [c for c in connections(relay, client_ip=client_ip(AUTH)) if c.get("auth_failures")
                 and c.get("time", 0) >= since]
     assert failures
-    # The previous configuration is live: the mail the impostor held back and new mail go out with the right
-    # credentials.
+    # The previous configuration is live: new mail goes out with the right credentials.
     message_id = mid("after-rollback")
     send(AUTH, USER, ["someone@example.net"], message_id)
-    for wanted in HELD + [message_id]:
-        [record] = arrived(relay, wanted)
-        assert record["auth_user"] == USER and record["tls"] is True
+    [record] = arrived(relay, message_id)
+    assert record["auth_user"] == USER and record["tls"] is True
     RESULTS["wrong_password"] = {"connections_with_auth_failures": len(failures)}
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -117,7 +119,7 @@ def relay():
 
 def _args(port, **overrides):
     values = dict(host="127.0.0.1", port=port, connect_timeout=5.0, timeout=5.0, helo="qmail.example.com",
-                  concurrency=1, time_scale=400.0, deadline=10.0, start_at=0.0, prefix="t", count=1)
+                  concurrency=1, time_scale=400.0, deadline=10.0, start_at=0.0, start_on_go=False, prefix="t", count=1)
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -198,3 +200,20 @@ def test_temporary_failures_stay_queued_and_permanent_ones_bounce(relay):
     accepting = relay()
     [delivered] = driver.run(_args(accepting.port))["messages"]
     assert (delivered["final"], len(delivered["attempts"])) == ("delivered", 1)
+
+
+def test_start_on_go_says_ready_and_waits_for_the_go_line(relay, monkeypatch, capsys):
+    accepting = relay()
+    reader, writer = os.pipe()
+    monkeypatch.setattr(sys, "stdin", os.fdopen(reader, "r"))
+    said = {}
+
+    def go():
+        time.sleep(0.5)  # the caller arms the relay's fault meanwhile; the driver must not have begun
+        said["go"] = time.time()
+        os.write(writer, b"go\n")
+    threading.Thread(target=go, daemon=True).start()
+    result = driver.run(_args(accepting.port, start_on_go=True))
+    assert capsys.readouterr().err == "ready\n"
+    assert result["started"] >= said["go"] and accepting.sessions
+    assert result["messages"][0]["final"] == "delivered"
