@@ -29,6 +29,14 @@ def machine(versions):
             "os": platform.platform(terse=True), "versions": versions}
 
 
+def _guard_cpu(run):
+    """The guard's CPU time in a pool run, and the rate one core of it would allow (older runs lack both)."""
+    if run.get("guard_cpu_seconds") is None:
+        return ""
+    return "; the guard used %.1f CPU s = %s msg/s per core at most" % (
+        run["guard_cpu_seconds"], run.get("guard_ceiling_per_second"))
+
+
 def _load(section):
     """Load average before → after; a section taken from an earlier run names that run."""
     return "%s → %s%s" % (" ".join("%.1f" % v for v in section["load_before"]),
@@ -127,10 +135,10 @@ def rows(report):
             out.append(("guard pool", "%s, %d at once%s" % (style, run["concurrency"],
                                                             ", no reuse" if run["noreuse"] else ""),
                         "%d/%d accepted in %.1f s = %.1f msg/s, %d relay connections = %.1f per 1,000 (most messages "
-                        "on one: %d), %d DoS refusals at HELO, %d messages refused by the guard" % (
+                        "on one: %d), %d DoS refusals at HELO, %d messages refused by the guard%s" % (
                             run["accepted"], run["messages"], run["seconds"], run["messages_per_second"],
                             run["connections"], run["connections_per_1000"], run["most_on_one_connection"],
-                            run["dos_refusals"], run["refused_by_guard"]),
+                            run["dos_refusals"], run["refused_by_guard"], _guard_cpu(run)),
                         _load(pool)))
     site = report.get("site")
     if site:

@@ -225,13 +225,28 @@ def section_throughput(args, rig, publish):
 
 def guard_restart(name):
     """Restart the guard (its pooled connections close with QUIT) and wait until it answers again."""
-    podman("exec", name, "systemctl", "restart", "smarthost-relay-guard")
+    # back-to-back runs restart it more often than systemd's default start limit (5 in 10 s) allows
+    podman("exec", name, "systemctl", "reset-failed", "smarthost-relay-guard", check=False)
+    restarted = podman("exec", name, "systemctl", "restart", "smarthost-relay-guard", check=False)
+    if restarted.returncode != 0:
+        journal = podman("exec", name, "journalctl", "-u", "smarthost-relay-guard", "-n", "30", "--no-pager",
+                         check=False).stdout
+        raise RuntimeError("the relay guard on %s did not restart: %s\n%s" % (name, restarted.stderr, journal))
     deadline = time.monotonic() + 30
     probe = "import socket; socket.create_connection(('127.0.0.1', 24), timeout=2).close()"
     while podman("exec", name, "python3", "-c", probe, check=False).returncode != 0:
         if time.monotonic() > deadline:
             raise RuntimeError("the relay guard on %s did not come back" % name)
         time.sleep(0.5)
+
+
+def guard_cpu_seconds(name):
+    """CPU seconds (user + system) the guard's process has used since its last restart: one Python process, its
+    sessions in threads under one interpreter lock, so one core is its ceiling whatever the concurrency."""
+    script = ('pid=$(systemctl show -p MainPID --value smarthost-relay-guard); '
+              'echo $(cut -d" " -f14,15 /proc/$pid/stat) $(getconf CLK_TCK)')
+    user, system, ticks = podman("exec", name, "sh", "-c", script).stdout.split()
+    return (int(user) + int(system)) / float(ticks)
 
 
 def settled_records(rig, connections, timeout=30):
@@ -277,6 +292,7 @@ def section_pool(args, rig, publish):
             if len(accepted) >= client["sent"] or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
+        guard_cpu = guard_cpu_seconds(name)
         guard_restart(name)  # the pool's connections close: the stand-in records them
         records = settled_records(rig, {t["connection"] for t in mine})
         conns = [r for r in records if r.get("kind") == "connection" and r.get("client_ip") == address
@@ -292,6 +308,9 @@ def section_pool(args, rig, publish):
             "connections_per_1000": round(1000.0 * len(conns) / args.messages, 1),
             "most_on_one_connection": max((r.get("transactions") or 0 for r in conns), default=0),
             "dos_refusals": sum(1 for r in conns if r.get("dos")),
+            "guard_cpu_seconds": round(guard_cpu, 2),
+            # the most one core running nothing but the guard could pass at this cost per message
+            "guard_ceiling_per_second": round(len(accepted) / guard_cpu, 1) if accepted and guard_cpu else None,
         })
         publish(results)
     rig.remove_hosts([name])
