@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 import paths  # noqa: F401  pylint: disable=unused-import  # before relay_standin
 import report as fmt
 from rig import (BASE_IMAGE, CACHE, LOG, POSTFIX_IMAGE, ROOT, SSH_ENV, Rig, log, podman, postfix_image,
@@ -432,6 +434,13 @@ def parse_site(text):
     return [tuple(int(n) for n in item.split(":")) for item in text.split(",") if item]
 
 
+def parse_role_var(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError("%r is not NAME=VALUE" % text)
+    return name, yaml.safe_load(value)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(fmt.SECTIONS))
@@ -457,6 +466,9 @@ def main(argv=None):
                         help="run the sections (and each role) at the same time: faster, but they load each other")
     parser.add_argument("--merge", action="append", default=[], metavar="JSON",
                         help="take the sections not run now from an earlier results file (marked with its run)")
+    parser.add_argument("--role-var", action="append", default=[], metavar="NAME=YAML", type=parse_role_var,
+                        help="a role variable for every host of the run (over the bench's own), e.g. "
+                             "sendmail_queue_runners=1; named in the report's notes")
     parser.add_argument("--out", default=str(RESULTS / "latest"), help="writes OUT.json and OUT.md")
     parser.add_argument("--render", metavar="JSON", help="only print a results file's table and write its Markdown")
     args = parser.parse_args(argv)
@@ -466,13 +478,16 @@ def main(argv=None):
         print(fmt.format_text(data))
         return 0
     sections = args.sections = args.sections.split(",")
+    RELAY_VARS.update(args.role_var)
     # A killed run (SIGTERM) still removes its containers; the figures so far are written already.
     signal.signal(signal.SIGTERM, stop)
     CACHE.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
     header = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": fmt.machine(versions()),
               "notes": NOTES + (["--parallel: the sections (and the roles) ran at the same time and loaded each other; "
-                                 "the timed role runs are one host each all the same."] if args.parallel else [])}
+                                 "the timed role runs are one host each all the same."] if args.parallel else [])
+              + (["Role variables of this run: %s." % ", ".join("%s=%s" % kv for kv in args.role_var)]
+                 if args.role_var else [])}
     report = Report(args, header)
     try:
         if set(sections) - {"policy"}:
