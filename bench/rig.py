@@ -59,6 +59,7 @@ class Rig:
         self.etc = CACHE / "relay" / "etc"
         self.var = CACHE / "relay" / "var"
         self.password = None
+        self.subnet = None  # the bench network's range, once up() has created it
         self.converged = {}  # role: (container, inventory) kept for the next section
 
     @property
@@ -70,7 +71,8 @@ class Rig:
         for path in (self.etc, self.var):
             path.mkdir(parents=True, exist_ok=True)
         podman("network", "create", NETWORK)
-        subnet = podman("network", "inspect", NETWORK, "--format", "{{range .Subnets}}{{.Subnet}} {{end}}").stdout.split()[0]
+        subnet = self.subnet = podman("network", "inspect", NETWORK, "--format",
+                                      "{{range .Subnets}}{{.Subnet}} {{end}}").stdout.split()[0]
         self.password = os.urandom(12).hex()
         PASSWORD_FILE.write_text('relay_auth_password: "%s"\n' % self.password)
         PASSWORD_FILE.chmod(0o600)
