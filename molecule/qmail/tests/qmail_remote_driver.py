@@ -170,7 +170,6 @@ def run(args):
         # `podman exec` can make the first sessions miss the fault.
         print("ready", file=sys.stderr, flush=True)
         sys.stdin.readline()
-    time.sleep(max(0.0, args.start_at - time.time()))
     start = time.time()
     messages = []
     for i in range(args.count):
@@ -220,7 +219,6 @@ def main(argv=None):
     parser.add_argument("--connect-timeout", type=float, default=5.0)
     parser.add_argument("--time-scale", type=float, default=400.0, help="queue seconds per real second")
     parser.add_argument("--deadline", type=float, default=300.0, help="stop retrying after this many seconds")
-    parser.add_argument("--start-at", type=float, default=0.0, help="epoch seconds: queue the messages then")
     parser.add_argument("--start-on-go", action="store_true",
                         help="say 'ready' on stderr, then queue the messages once a line arrives on stdin")
     args = parser.parse_args(argv)

@@ -142,9 +142,7 @@ def doctor(since, check=False, probe_sender=None):
 
 
 def flush():
-    """A queue run now, for every queued message (MinQueueAge waived), with the relay's host status forgotten
-    (purgestat), as an admin would after a fix."""
-    AUTH.run("sendmail -bH >/dev/null 2>&1; sendmail -q -O MinQueueAge=0")
+    relay_record.sendmail_queue_run(AUTH)
 
 
 base = doctor_cases.base_fixture(RELAY_CONTAINER, flush, lambda: not qf_files())

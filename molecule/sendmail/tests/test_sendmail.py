@@ -90,11 +90,6 @@ def send(host, sender, recipients, message_id, subject="test"):
     assert result.rc == 0, result.stdout + result.stderr
 
 
-def flush(host):
-    """A queue run now, for every queued message (MinQueueAge waived), the relay's host status forgotten."""
-    host.run("sendmail -bH >/dev/null 2>&1; sendmail -q -O MinQueueAge=0")
-
-
 def submit(host, message_id, user="root", args=""):
     """A message as a local account sends it: no From header and no -f (unless ``args`` has one), recipients
     from the To: header (sendmail -t, as cron does), run as ``user``."""
@@ -458,7 +453,7 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     # broken change it survived. On this scenario's direct path it must be out of the queue before the wrong
     # password is tried: the new SMTP AUTH map is live for the queue runner during the test delivery, and the
     # relay's refusal of a message it tries then bounces it (docs/sendmail.md, Limitations).
-    flush(AUTH)
+    relay_record.sendmail_queue_run(AUTH)
     for wanted in HELD:
         [record] = arrived(relay, wanted)
         assert record["auth_user"] == USER and record["tls"] is True

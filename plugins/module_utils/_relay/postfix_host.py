@@ -347,9 +347,11 @@ def restart_commands(service, postfix, which=shutil.which):
 def master_pid(run, sbin, config_dir):
     """This Postfix master's pid, from ``<queue_directory>/pid/master.pid``; None when that cannot be read."""
     rc, out, _err = run([os.path.join(sbin, "postconf"), "-c", config_dir, "-h", "queue_directory"])
+    if rc != 0:
+        return None
     try:
         with open(os.path.join(out.strip(), "pid", "master.pid")) as handle:
-            return int(handle.read().strip()) if rc == 0 else None
+            return int(handle.read().strip())
     except (OSError, ValueError):
         return None
 

@@ -119,7 +119,7 @@ def relay():
 
 def _args(port, **overrides):
     values = dict(host="127.0.0.1", port=port, connect_timeout=5.0, timeout=5.0, helo="qmail.example.com",
-                  concurrency=1, time_scale=400.0, deadline=10.0, start_at=0.0, start_on_go=False, prefix="t", count=1)
+                  concurrency=1, time_scale=400.0, deadline=10.0, start_on_go=False, prefix="t", count=1)
     values.update(overrides)
     return argparse.Namespace(**values)
 
