@@ -78,6 +78,16 @@ def ratio_figures(ours, base):
     return ", ".join(parts)
 
 
+def _throughput_row(tp):
+    row = "%d/%d accepted in %.1f s = %.1f msg/s (99%% in %.1f s)" % (
+        tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"], tp["seconds_99"])
+    if "delivery_seconds" in tp:  # not in results from before 2026-12-07
+        row += "; first accepted after %.1f s, delivery %.1f s = %.1f msg/s" % (
+            tp["first_accepted_seconds"], tp["delivery_seconds"], tp["delivery_messages_per_second"])
+    return row + ", %d connections = %.1f per 1,000, %d deferred by the MTA" % (
+        tp["connections"], tp["connections_per_1000"], tp["mta_deferred"])
+
+
 def _role_rows(roles):
     out = []
     results = roles["results"]
@@ -121,12 +131,7 @@ def rows(report):
     throughput = report.get("throughput")
     if throughput:
         for role, tp in throughput["results"].items():
-            out.append(("mta", "%s %s" % (role, tp.get("mta_version", "")),
-                        "%d/%d accepted in %.1f s = %.1f msg/s (99%% in %.1f s), %d connections = %.1f per 1,000, "
-                        "%d deferred by the MTA" % (
-                            tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"],
-                            tp["seconds_99"], tp["connections"], tp["connections_per_1000"], tp["mta_deferred"]),
-                        _load(throughput)))
+            out.append(("mta", "%s %s" % (role, tp.get("mta_version", "")), _throughput_row(tp), _load(throughput)))
     pool = report.get("pool")
     if pool:
         for run in pool["results"]:

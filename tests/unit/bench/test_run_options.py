@@ -48,3 +48,22 @@ def test_the_pool_row_names_the_guards_cpu_and_the_rate_one_core_allows():
 def test_an_older_pool_row_without_cpu_figures_reads_as_before():
     [row] = [r for r in report.rows({"pool": dict(LOAD, results=[POOL_RUN])}) if r[0] == "guard pool"]
     assert row[2].endswith("0 messages refused by the guard")
+
+
+def test_throughput_splits_the_wait_for_the_queue_run_from_the_delivery():
+    args = argparse.Namespace(messages=4)
+    transactions = [{"connection": 1}] * 4
+    result = run.throughput_result(args, [110.0, 111.0, 112.0, 113.0], 100.0, 3.0, transactions)
+    assert result["seconds"] == 13.0 and result["messages_per_second"] == round(4 / 13.0, 1)
+    assert result["first_accepted_seconds"] == 10.0
+    assert result["delivery_seconds"] == 3.0 and result["delivery_messages_per_second"] == 1.0
+    assert result["connections"] == 1 and result["connections_per_1000"] == 250.0
+
+
+def test_throughput_row_names_the_delivery_phase_when_measured():
+    row = {"accepted": 1000, "messages": 1000, "seconds": 20.0, "messages_per_second": 50.0, "seconds_99": 19.9,
+           "connections": 1, "connections_per_1000": 1.0, "mta_deferred": 0}
+    assert "delivery" not in report._throughput_row(row)  # pylint: disable=protected-access
+    row.update(first_accepted_seconds=14.0, delivery_seconds=6.0, delivery_messages_per_second=166.5)
+    assert "first accepted after 14.0 s, delivery 6.0 s = 166.5 msg/s, 1 connections" in \
+        report._throughput_row(row)  # pylint: disable=protected-access

@@ -108,3 +108,25 @@ def test_only_mail_counts_towards_max_messages(guard_module):
     for kind in ("ehlo", "mail", "other", "data", "rset", "mail"):
         conn.forwarded(kind)
     assert conn.messages == 2
+
+
+def test_quick_ack_leaves_the_delayed_ack_mode_of_a_dialogue(guard_module):
+    """After a few command/reply rounds Linux delays the ACKs of a connection (its "pingpong" mode); the guard
+    takes its client connection out of it after each read, so a client that holds its next write back until the
+    last one is ACKed (Sendmail's final dot, Nagle's algorithm) need not wait for the delayed ACK."""
+    if guard_module.TCP_QUICKACK is None:
+        pytest.skip("TCP_QUICKACK is Linux's")
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as client:
+        guard_side = server.accept()[0]
+        with guard_side:
+            for dummy in range(3):
+                client.sendall(b"NOOP\r\n")
+                guard_side.recv(100)
+                guard_side.sendall(b"250 2.0.0 OK\r\n")
+                client.recv(100)
+            client.sendall(b"Subject: text before the dot\r\n")
+            guard_side.recv(100)
+            assert guard_side.getsockopt(socket.IPPROTO_TCP, guard_module.TCP_QUICKACK) == 0
+            guard_module._quick_ack(guard_side)  # pylint: disable=protected-access
+            assert guard_side.getsockopt(socket.IPPROTO_TCP, guard_module.TCP_QUICKACK) == 1
