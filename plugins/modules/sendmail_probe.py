@@ -74,11 +74,17 @@ options:
       - The SMTP AUTH map's source.
     type: path
     required: true
-  authinfo_db:
+  authinfo_maps:
     description:
-      - The SMTP AUTH map, which must be root's and C(0600).
-    type: path
-    required: true
+      - Every name the role may have built the SMTP AUTH map under (each file is the name and O(map_suffix)).
+    type: list
+    elements: path
+    default: []
+  map_suffix:
+    description:
+      - The suffix C(makemap) gives the map's file (V(db) for C(hash) maps).
+    type: str
+    default: db
   genericstable:
     description:
       - The genericstable's source.
@@ -120,7 +126,7 @@ EXAMPLES = r"""
     fragment: /etc/mail/smarthost-relay.m4
     empty_ca_dir: /etc/mail/smarthost-relay/no-ca-certs
     authinfo: /etc/mail/smarthost-relay/authinfo
-    authinfo_db: /etc/mail/smarthost-relay/authinfo.db
+    authinfo_maps: [/etc/mail/smarthost-relay/authinfo-a, /etc/mail/smarthost-relay/authinfo-b]
     genericstable: /etc/mail/smarthost-relay-genericstable
     genericstable_db: /etc/mail/smarthost-relay-genericstable.db
     packages: [sendmail, sendmail-cf, m4]
@@ -168,11 +174,16 @@ empty_ca_dir_ok:
   returned: always
   type: bool
 authinfo_exists:
-  description: Whether O(authinfo) or O(authinfo_db) exists.
+  description: Whether O(authinfo) or the file of one of O(authinfo_maps) exists.
   returned: always
   type: bool
+authinfo_map:
+  description: The name the live O(cf) reads the SMTP AUTH map under (its C(Kauthinfo) line); empty without one.
+  returned: always
+  type: str
+  sample: /etc/mail/smarthost-relay/authinfo-a
 authinfo_db_ok:
-  description: Whether O(authinfo_db) is owned by root:root with mode C(0600).
+  description: Whether the file of RV(authinfo_map) is owned by root:root with mode C(0600) (false without one).
   returned: always
   type: bool
 genericstable_exists:
@@ -215,7 +226,8 @@ ARGUMENT_SPEC = {
     "fragment": {"type": "path", "required": True},
     "empty_ca_dir": {"type": "path", "required": True},
     "authinfo": {"type": "path", "required": True},
-    "authinfo_db": {"type": "path", "required": True},
+    "authinfo_maps": {"type": "list", "elements": "path", "default": []},
+    "map_suffix": {"type": "str", "default": "db"},
     "genericstable": {"type": "path", "required": True},
     "genericstable_db": {"type": "path", "required": True},
     "sendmail": {"type": "path", "default": "/usr/sbin/sendmail"},
@@ -228,7 +240,8 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     paths = {name: params[name] for name in sendmail_host.PROBE_PATHS}
-    found = sendmail_host.probe(paths, params["sendmail"], params["service"], params["packages"])
+    found = sendmail_host.probe(paths, params["sendmail"], params["service"], params["packages"],
+                                params["authinfo_maps"], params["map_suffix"])
     module.exit_json(changed=False, **found)
 
 

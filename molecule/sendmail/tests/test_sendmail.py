@@ -32,6 +32,7 @@ PASSWORD = "sendmail-Relay-pw-41d7"  # the stand-in's test user (molecule.yml)
 # Unique per run, so that finding one in a log can only mean this run leaked it.
 NEW_PASSWORD = "Check-mode-pw-" + uuid.uuid4().hex[:10]
 WRONG_PASSWORD = "Wrong-pw-" + uuid.uuid4().hex[:10]
+OTHER_USER, OTHER_PASSWORD = "cron@example.com", "sendmail-Cron-unused-7e3f"  # the stand-in's second user (molecule.yml)
 HELO = "mail.example.com"
 TAG = uuid.uuid4().hex[:8]
 CF_FILES = ("/etc/mail/sendmail.cf", "/etc/mail/sendmail.mc", "/etc/mail/smarthost-relay.m4")
@@ -158,9 +159,20 @@ def queue(host):
     return entries
 
 
+def live_authinfo(host):
+    """The name the live sendmail.cf reads the SMTP AUTH map under (its Kauthinfo line); "" without one."""
+    return host.check_output("awk '$1 == \"Kauthinfo\" {print $NF}' /etc/mail/sendmail.cf")
+
+
+def authinfo_maps(host):
+    """The SMTP AUTH map files on the host, whichever name they were built under."""
+    return host.check_output("ls /etc/mail/smarthost-relay/ | grep '^authinfo.*\\.db$' || true").split()
+
+
 def authinfo_map(host):
-    """A digest of the AUTH map's entries as Sendmail reads them (the .db file itself is not byte-stable)."""
-    return host.check_output("makemap -u hash /etc/mail/smarthost-relay/authinfo | sort | sha256sum")
+    """The live map's name and a digest of its entries as Sendmail reads them (the .db file is not byte-stable)."""
+    name = live_authinfo(host)
+    return name, host.check_output("makemap -u hash %s | sort | sha256sum" % shlex.quote(name))
 
 
 def daemon_pid(host):
@@ -211,12 +223,14 @@ def test_converged_sendmail_cf(host):
     if host is AUTH:
         assert "\nO CACertFile=/usr/local/share/ca-certificates/smarthost-test-ca.crt\n" in cf
         assert "SLocal_tls_server" in cf and "<VERIFY + CN:relay.smarthost.test>" in cf
-        assert "Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo" in cf
+        assert re.search(r"^Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo-[ab]$", cf, re.MULTILINE)
+        # only the map the live cf reads: none under the other name, none under the name of the role's first versions
+        assert authinfo_maps(host) == [os.path.basename(live_authinfo(host)) + ".db"]
         assert "\nDMexample.com\n" in cf  # masquerading: relay_allowed_senders is domain_addresses
         assert "FEATURE(`masquerade_envelope')" in host.file("/etc/mail/smarthost-relay.m4").content_string
         assert "Kgenerics" not in cf and not host.file(GENERICS).exists  # no mapping to one address
         for path, mode in (("/etc/mail/smarthost-relay", 0o700), ("/etc/mail/smarthost-relay/authinfo", 0o600),
-                           ("/etc/mail/smarthost-relay/authinfo.db", 0o600)):
+                           (live_authinfo(host) + ".db", 0o600)):
             f = host.file(path)
             assert (f.user, f.group, f.mode) == ("root", "root", mode), path
         assert host.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0  # no stale copy of the password
@@ -224,7 +238,7 @@ def test_converged_sendmail_cf(host):
         assert "\nO HeloName=%s\n" % HELO in cf
         assert "Kauthinfo" not in cf and "SLocal_tls_server" not in cf and "SLocal_try_tls" in cf
         assert "\nDM\n" in cf or "DMexample" not in cf  # any_address: no masquerading
-        assert not host.file("/etc/mail/smarthost-relay/authinfo").exists
+        assert not host.file("/etc/mail/smarthost-relay/authinfo").exists and authinfo_maps(host) == []
 
 
 @pytest.mark.parametrize("host", MTAS, ids=lambda h: h.backend.name)
@@ -441,25 +455,40 @@ def test_restart_keeps_the_queue():
 def test_failed_test_delivery_rolls_back_and_mail_flows(relay):
     # "auth" is allowlisted too (Google refuses other addresses even after SMTP AUTH), so a failed login alone would
     # not stop its mail: "Require SMTP Authentication" is checked as well while this case runs (both must hold).
-    standin(tls={"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"}, auth_required=True)
+    # The relay holds back its answer to the next two logins for 15 s: the test delivery's, and the running
+    # daemon's when its queue runner sends the message submitted meanwhile. The window in which the wrong password
+    # is on disk and not yet rolled back stays open longer than the runner's 6 s interval.
+    stall = {"stage": "auth", "action": "stall", "seconds": 15, "times": 2, "ports": [587]}
+    standin(tls={"cert": "/etc/relay-standin/cert.pem", "key": "/etc/relay-standin/key.pem"}, auth_required=True,
+            faults=[stall])
     try:
         _failed_test_delivery_rolls_back_and_mail_flows(relay)
     finally:
-        standin(auth_required=False)
+        standin(auth_required=False, faults=[])
 
 
 def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     # The mail the impostor held back goes out first, with the right credentials, through the restart and the
-    # broken change it survived. On this scenario's direct path it must be out of the queue before the wrong
-    # password is tried: the new SMTP AUTH map is live for the queue runner during the test delivery, and the
-    # relay's refusal of a message it tries then bounces it (docs/sendmail.md, Limitations).
+    # broken change it survived.
     relay_record.sendmail_queue_run(AUTH)
     for wanted in HELD:
         [record] = arrived(relay, wanted)
         assert record["auth_user"] == USER and record["tls"] is True
     before = sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf"), authinfo_map(AUTH)
+    live = live_authinfo(AUTH)
     since = time.time() - 1
-    result = run_role({"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"}, verbosity="-vvv")
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(run_role, {"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"},
+                          verbosity="-vvv")
+        # The wrong password's map is built under the name the running daemon does not read: mail the daemon
+        # sends now (its queue runner, the previous sendmail.cf) still logs in with the right one.
+        wait_for(lambda: len(authinfo_maps(AUTH)) == 2 or run.done(), what="the new SMTP AUTH map")
+        assert not run.done(), run.result().stdout[-3000:]
+        during = mid("during-test-delivery")
+        send(AUTH, USER, ["someone@example.net"], during)
+        [record] = arrived(relay, during)
+        result = run.result()
+    assert record["auth_user"] == USER and record["tls"] is True
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "rolled back" in out and "test message" in out, out[-3000:]
@@ -470,6 +499,7 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     assert WRONG_PASSWORD not in out
     assert base64.b64encode(WRONG_PASSWORD.encode()).decode() not in out
     assert (sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf"), authinfo_map(AUTH)) == before
+    assert authinfo_maps(AUTH) == [os.path.basename(live) + ".db"]  # the wrong password's map is gone
     assert AUTH.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0
     failures = [c for c in connections(relay, client_ip=client_ip(AUTH)) if c.get("auth_failures")
                 and c.get("time", 0) >= since]
@@ -480,6 +510,26 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     [record] = arrived(relay, message_id)
     assert record["auth_user"] == USER and record["tls"] is True
     RESULTS["wrong_password"] = {"connections_with_auth_failures": len(failures)}
+
+
+def test_new_credentials_take_the_other_map_name_and_the_previous_map_goes(relay):
+    """A change of credentials that passes its test delivery: the map is built under the other name, the daemon
+    reloaded onto it, and the previous map removed; the same again back to the scenario's own user."""
+    names = [live_authinfo(AUTH)]
+    for user, password in ((OTHER_USER, OTHER_PASSWORD), (USER, PASSWORD)):
+        result = run_role({"relay_auth_username": user, "relay_auth_password": password,
+                           "sendmail_queue_interval": "p6s"})
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        names.append(live_authinfo(AUTH))
+        assert authinfo_maps(AUTH) == [os.path.basename(names[-1]) + ".db"]
+        assert password not in result.stdout + result.stderr
+        message_id = mid("as-" + user.split("@")[0])
+        send(AUTH, USER, ["someone@example.net"], message_id)
+        [record] = arrived(relay, message_id)
+        assert record["auth_user"] == user
+    assert names[0] != names[1] and names[2] == names[0]
+    result = run_role({"sendmail_queue_interval": "p6s"})
+    assert recap(result)["changed"] == 0 and live_authinfo(AUTH) == names[0]
 
 
 def test_check_mode_and_refusals():
@@ -555,7 +605,7 @@ def test_no_secret_in_any_log():
     log = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ansible.log"
     text = log.read_text(errors="replace")
     assert text, "no ansible log"
-    for secret in (PASSWORD, WRONG_PASSWORD, NEW_PASSWORD):
+    for secret in (PASSWORD, WRONG_PASSWORD, NEW_PASSWORD, OTHER_PASSWORD):
         assert secret not in text
         assert base64.b64encode(secret.encode()).decode() not in text
     RESULTS["log_bytes_checked"] = len(text)

@@ -31,7 +31,7 @@ import subprocess
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 PROBE_PATHS = ("mc", "cf", "cf_kit", "pid_file", "private_dir", "fragment", "empty_ca_dir", "authinfo",
-               "authinfo_db", "genericstable", "genericstable_db")
+               "genericstable", "genericstable_db")
 BUILD_SETTINGS = ("mc", "cf", "dest", "sendmail", "m4", "relay_host", "relay_port", "min_datafinal", "probe_address",
                   "local_sender")
 
@@ -43,8 +43,9 @@ def run(argv, data=None, cwd=None, timeout=None):
     return result.returncode, result.stdout, result.stderr
 
 
-def probe(paths, sendmail="/usr/sbin/sendmail", service="sendmail", packages=()):
-    """What the host has: ``paths`` holds every name of PROBE_PATHS."""
+def probe(paths, sendmail="/usr/sbin/sendmail", service="sendmail", packages=(), authinfo_maps=(), map_suffix="db"):
+    """What the host has: ``paths`` holds every name of PROBE_PATHS; ``authinfo_maps`` the names the role may have
+    built the SMTP AUTH map under (each file is the name plus ``.map_suffix``)."""
     out = {"mc_exists": os.path.isfile(paths["mc"])}
     out["mc_has_smtp_mailer"] = out["mc_exists"] and mc_has_smtp_mailer(paths["mc"])
     out["cf_group"] = file_group(paths["cf"], "root")
@@ -53,14 +54,30 @@ def probe(paths, sendmail="/usr/sbin/sendmail", service="sendmail", packages=())
     out["fragment_exists"] = os.path.exists(paths["fragment"])
     out["private_dir_ok"] = root_only(paths["private_dir"], 0o700)
     out["empty_ca_dir_ok"] = root_only(paths["empty_ca_dir"], 0o755)
-    out["authinfo_exists"] = os.path.exists(paths["authinfo"]) or os.path.exists(paths["authinfo_db"])
-    out["authinfo_db_ok"] = root_only(paths["authinfo_db"], 0o600)
+    out["authinfo_exists"] = any(os.path.exists(path) for path in
+                                 [paths["authinfo"]] + ["%s.%s" % (name, map_suffix) for name in authinfo_maps])
+    out["authinfo_map"] = cf_map(paths["cf"], "authinfo")
+    out["authinfo_db_ok"] = bool(out["authinfo_map"]) and root_only("%s.%s" % (out["authinfo_map"], map_suffix), 0o600)
     out["genericstable_exists"] = os.path.exists(paths["genericstable"]) or os.path.exists(paths["genericstable_db"])
     out["genericstable_db_ok"] = root_only(paths["genericstable_db"], 0o644)
     out["local_names"] = local_names(sendmail, paths["cf"])
     out["packages_missing"] = missing_packages(list(packages))
     out["enabled"] = enabled(service)
     return out
+
+
+def cf_map(cf, name):
+    """The file a map of sendmail.cf is read from: the last word of its K line ("Kauthinfo hash -o /path"); empty
+    without the cf or the map."""
+    try:
+        with open(cf, errors="replace") as handle:
+            for line in handle:
+                words = line.split()
+                if len(words) > 2 and words[0] == "K" + name:
+                    return words[-1]
+    except OSError:
+        pass
+    return ""
 
 
 def mc_has_smtp_mailer(mc):

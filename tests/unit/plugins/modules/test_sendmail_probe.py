@@ -65,7 +65,7 @@ def host(tmp_path, monkeypatch):
     args = {"mc": mail / "sendmail.mc", "cf": mail / "sendmail.cf", "cf_kit": kit, "pid_file": tmp_path / "sendmail.pid",
             "private_dir": mail / "smarthost-relay", "fragment": mail / "smarthost-relay.m4",
             "empty_ca_dir": mail / "smarthost-relay" / "no-ca-certs",
-            "authinfo": mail / "smarthost-relay" / "authinfo", "authinfo_db": mail / "smarthost-relay" / "authinfo.db",
+            "authinfo": mail / "smarthost-relay" / "authinfo", "authinfo_db": mail / "smarthost-relay" / "authinfo-b.db",
             "genericstable": mail / "smarthost-relay-genericstable",
             "genericstable_db": mail / "smarthost-relay-genericstable.db"}
 
@@ -74,7 +74,7 @@ def host(tmp_path, monkeypatch):
         (kit / "feature").mkdir(parents=True)
         (kit / "feature" / "check_cert_altnames.m4").write_text("dnl\n")
         args["mc"].write_text(MC)
-        args["cf"].write_text("V10/Berkeley\n")
+        args["cf"].write_text("V10/Berkeley\nKauthinfo hash -o %s\n" % str(args["authinfo_db"])[:-len(".db")])
         args["pid_file"].write_text("%d\n" % os.getpid())
         for name, mode in (("private_dir", 0o700), ("empty_ca_dir", 0o755), ("authinfo_db", 0o600),
                            ("genericstable_db", 0o644), ("fragment", 0o644)):
@@ -84,7 +84,8 @@ def host(tmp_path, monkeypatch):
         executable(bin_dir / "dpkg-query", DPKG_QUERY)
         executable(bin_dir / "systemctl", SYSTEMCTL)
 
-    module_args = dict({name: str(path) for name, path in args.items()},
+    module_args = dict({name: str(path) for name, path in args.items() if name != "authinfo_db"},
+                       authinfo_maps=[str(mail / "smarthost-relay" / name) for name in ("authinfo-a", "authinfo-b")],
                        sendmail=executable(tmp_path / "sendmail", SENDMAIL), packages=PACKAGES)
     return {"args": module_args, "paths": args, "bin": bin_dir, "populate": populate}
 
@@ -121,6 +122,7 @@ def test_a_host_with_everything(host, capsys):
     assert result["cf_group"] == grp.getgrgid(os.getgid()).gr_name
     assert result["pid"] == str(os.getpid()) and result["running"]
     assert result["fragment_exists"] and result["authinfo_exists"] and result["genericstable_exists"]
+    assert result["authinfo_map"] == str(host["paths"]["authinfo_db"])[:-len(".db")]
     # root_only is owner and mode together: the files carry the right modes, so only the owner decides here.
     assert [result[key] for key in ("private_dir_ok", "empty_ca_dir_ok", "authinfo_db_ok", "genericstable_db_ok")] \
         == [root] * 4
@@ -134,7 +136,7 @@ def test_an_empty_host(host, capsys):
     expected = dict.fromkeys(("mc_exists", "mc_has_smtp_mailer", "cert_altnames", "running", "fragment_exists",
                               "private_dir_ok", "empty_ca_dir_ok", "authinfo_exists", "authinfo_db_ok",
                               "genericstable_exists", "genericstable_db_ok", "enabled"), False)
-    expected.update(cf_group="root", pid="", local_names=[], packages_missing=PACKAGES)
+    expected.update(cf_group="root", pid="", local_names=[], packages_missing=PACKAGES, authinfo_map="")
     assert {key: result[key] for key in expected} == expected
 
 
@@ -193,3 +195,20 @@ def test_local_names_need_sendmail_and_the_cf(host):
     host["populate"]()
     assert sendmail_host.local_names(str(host["bin"] / "no-sendmail"), host["args"]["cf"]) == []
     assert sendmail_host.local_names(host["args"]["sendmail"], host["args"]["cf"] + ".missing") == []
+
+
+def test_the_auth_map_is_the_one_the_live_cf_names(host, capsys):
+    """The role builds new credentials under a second name; the probe reports the name sendmail.cf reads, and
+    the map counts as present under any of the role's names."""
+    host["populate"]()
+    previous = host["paths"]["private_dir"] / "authinfo-a.db"
+    host["paths"]["authinfo_db"].unlink()
+    host["paths"]["authinfo"].unlink(missing_ok=True)
+    previous.write_text("")
+    result = run_module(host["args"], capsys)
+    assert result["authinfo_exists"] is True
+    assert result["authinfo_map"].endswith("/authinfo-b") and result["authinfo_db_ok"] is False
+    host["paths"]["cf"].write_text("V10/Berkeley\nKauthinfo-other hash /x\n")
+    previous.unlink()
+    result = run_module(host["args"], capsys)
+    assert (result["authinfo_exists"], result["authinfo_map"], result["authinfo_db_ok"]) == (False, "", False)
