@@ -193,6 +193,11 @@ queue_size:
   description: Messages in the queue; null when the queue was not read (RV(queue_read)).
   returned: always
   type: int
+queue_shown:
+  description: The queue's cell in the doctor's tables, RV(queue_size) or V(not read).
+  returned: always
+  type: str
+  sample: "3"
 queue_read:
   description:
     - Whether the queue was read. V(false) only on qmail without C(qmail-qread) under O(qmail_dir) (the log and the

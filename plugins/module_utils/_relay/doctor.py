@@ -393,6 +393,7 @@ def summarise(queue, events, now, mta=None, egress=None):
     return {
         "mta": mta,
         "queue_size": len(queue),
+        "queue_shown": str(len(queue)),
         "queue_read": True,
         "queued_with_reason": sum(row["queued"] for row in classes.values()),
         "deferred": sum(row["deferred"] for row in classes.values()),
@@ -409,7 +410,7 @@ def queue_not_read(report, why):
     counts unknown (None), a reason "queue not read: <why>", and never ``healthy``, since the queue may hold mail;
     the log's classes, deferrals and bounces as read."""
     note = "queue not read: %s" % why
-    report.update(queue_size=None, queued_with_reason=None, queue_read=False, queue_note=note)
+    report.update(queue_size=None, queue_shown="not read", queued_with_reason=None, queue_read=False, queue_note=note)
     report["reasons"] = sorted(report["reasons"] + [note])
     if report["verdict"] == "healthy":
         report["verdict"] = "degraded"

@@ -108,8 +108,8 @@ def test_qmail_without_qmail_qread_is_reported_not_failed(tmp_path, capsys, monk
     monkeypatch.setattr(doctor_host, "has_journal", lambda: False)
     result = run_module({"mta": "qmail", "qmail_dir": str(tmp_path), "log_file": str(log), "window": 3600}, capsys)
     assert not result.get("failed") and result["mta"] == "qmail" and commands == []
-    assert (result["queue_read"], result["queue_size"], result["queue_note"]) == (
-        False, None, "queue not read: qmail-qread missing")
+    assert (result["queue_read"], result["queue_size"], result["queue_note"], result["queue_shown"]) == (
+        False, None, "queue not read: qmail-qread missing", "not read")
     [row] = result["classes"]
     assert (row["class"], row["queued"], row["deferred"]) == ("allowlist", 0, 1)
     assert result["verdict"] == "degraded"

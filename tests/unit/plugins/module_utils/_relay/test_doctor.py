@@ -289,7 +289,7 @@ def test_refused_mail_held_and_nothing_through_is_blocked():
     assert (row["class"], row["queued"], row["deferred"], row["oldest_age"]) == ("allowlist", 2, 2, 300)
     assert row["samples"] == ["A1", "A2"]
     assert report["last_success"]["queue_id"] == "B1" and report["last_success"]["age"] == 1000
-    assert report["queue_size"] == 2 and report["deferred"] == 2 and report["bounced"] == 0
+    assert report["queue_size"] == 2 and report["queue_shown"] == "2" and report["deferred"] == 2 and report["bounced"] == 0
 
 
 def test_delivery_after_the_refusal_makes_it_degraded():
