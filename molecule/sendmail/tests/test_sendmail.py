@@ -523,7 +523,7 @@ def test_new_credentials_take_the_other_map_name_and_the_previous_map_goes(relay
         names.append(live_authinfo(AUTH))
         assert authinfo_maps(AUTH) == [os.path.basename(names[-1]) + ".db"]
         assert password not in result.stdout + result.stderr
-        message_id = mid("as-" + user.split("@")[0])
+        message_id = mid("as-" + user.partition("@")[0])
         send(AUTH, USER, ["someone@example.net"], message_id)
         [record] = arrived(relay, message_id)
         assert record["auth_user"] == user
