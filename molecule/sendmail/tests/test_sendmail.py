@@ -475,14 +475,15 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
         [record] = arrived(relay, wanted)
         assert record["auth_user"] == USER and record["tls"] is True
     before = sha(AUTH, "/etc/mail/smarthost-relay/authinfo", "/etc/mail/sendmail.cf"), authinfo_map(AUTH)
-    live = live_authinfo(AUTH)
+    live, source = live_authinfo(AUTH), sha(AUTH, "/etc/mail/smarthost-relay/authinfo")
     since = time.time() - 1
     with ThreadPoolExecutor(1) as pool:
         run = pool.submit(run_role, {"relay_auth_password": WRONG_PASSWORD, "sendmail_queue_interval": "p6s"},
                           verbosity="-vvv")
-        # The wrong password's map is built under the name the running daemon does not read: mail the daemon
-        # sends now (its queue runner, the previous sendmail.cf) still logs in with the right one.
-        wait_for(lambda: len(authinfo_maps(AUTH)) == 2 or run.done(), what="the new SMTP AUTH map")
+        # Once the wrong password is on disk (its map is built the next moment), mail the daemon sends (its queue
+        # runner, the previous sendmail.cf, which names the previous map) still logs in with the right one.
+        wait_for(lambda: sha(AUTH, "/etc/mail/smarthost-relay/authinfo") != source or run.done(),
+                 what="the wrong password in the SMTP AUTH map's source")
         assert not run.done(), run.result().stdout[-3000:]
         during = mid("during-test-delivery")
         send(AUTH, USER, ["someone@example.net"], during)
