@@ -80,8 +80,9 @@ def ratio_figures(ours, base):
 
 def _throughput_row(tp):
     row = "%d/%d accepted in %.1f s = %.1f msg/s (99%% in %.1f s)" % (
-        tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"], tp["seconds_99"])
-    if "delivery_seconds" in tp:  # not in results from before 2026-12-07
+        tp["accepted"], tp["messages"], tp["seconds"], tp["messages_per_second"],
+        float("nan") if tp["seconds_99"] is None else tp["seconds_99"])
+    if tp.get("first_accepted_seconds") is not None:  # not in results from before 2026-12-07, nor without any
         row += "; first accepted after %.1f s, delivery %.1f s = %.1f msg/s" % (
             tp["first_accepted_seconds"], tp["delivery_seconds"], tp["delivery_messages_per_second"])
     return row + ", %d connections = %.1f per 1,000, %d deferred by the MTA" % (

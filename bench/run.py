@@ -268,7 +268,7 @@ def send_batch(args, rig, name, tag):
 def section_throughput(args, rig, publish):
     results = {}
     for role in [r for r in args.roles if r in MTA_VERSION]:  # not the baselines
-        for variant, overrides in THROUGHPUT_VARIANTS[role].items():
+        for variant, overrides in THROUGHPUT_VARIANTS.get(role, {role: {}}).items():
             name, dummy = throughput_host(rig, role, variant, overrides)
             version = podman("exec", name, "dpkg-query", "-W", "-f", "${Version}", MTA_VERSION[role]).stdout.strip()
             tag = "tp-%s-%d" % (role, time.time_ns())

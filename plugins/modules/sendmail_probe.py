@@ -165,6 +165,12 @@ fragment_exists:
   description: Whether O(fragment) exists.
   returned: always
   type: bool
+daemon_stale:
+  description:
+    - Whether the daemon runs and O(cf) was written after its pid file, so it has not read that O(cf) (Sendmail
+      writes its pid file when it starts and when a C(SIGHUP) makes it read its configuration again).
+  returned: always
+  type: bool
 private_dir_ok:
   description: Whether O(private_dir) is owned by root:root with mode C(0700).
   returned: always
@@ -173,10 +179,19 @@ empty_ca_dir_ok:
   description: Whether O(empty_ca_dir) is owned by root:root with mode C(0755).
   returned: always
   type: bool
+authinfo_source_exists:
+  description: Whether O(authinfo) exists.
+  returned: always
+  type: bool
 authinfo_exists:
   description: Whether O(authinfo) or the file of one of O(authinfo_maps) exists.
   returned: always
   type: bool
+authinfo_found:
+  description: The O(authinfo_maps) whose file exists.
+  returned: always
+  type: list
+  elements: str
 authinfo_map:
   description: The name the live O(cf) reads the SMTP AUTH map under (its C(Kauthinfo) line); empty without one.
   returned: always
@@ -184,6 +199,10 @@ authinfo_map:
   sample: /etc/mail/smarthost-relay/authinfo-a
 authinfo_db_ok:
   description: Whether the file of RV(authinfo_map) is owned by root:root with mode C(0600) (false without one).
+  returned: always
+  type: bool
+authinfo_map_current:
+  description: Whether the file of RV(authinfo_map) is not older than O(authinfo) (false when either is missing).
   returned: always
   type: bool
 genericstable_exists:

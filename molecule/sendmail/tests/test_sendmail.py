@@ -223,7 +223,7 @@ def test_converged_sendmail_cf(host):
     if host is AUTH:
         assert "\nO CACertFile=/usr/local/share/ca-certificates/smarthost-test-ca.crt\n" in cf
         assert "SLocal_tls_server" in cf and "<VERIFY + CN:relay.smarthost.test>" in cf
-        assert re.search(r"^Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo-[ab]$", cf, re.MULTILINE)
+        assert re.search(r"^Kauthinfo hash -o /etc/mail/smarthost-relay/authinfo-[abc]$", cf, re.MULTILINE)
         # only the map the live cf reads: none under the other name, none under the name of the role's first versions
         assert authinfo_maps(host) == [os.path.basename(live_authinfo(host)) + ".db"]
         assert "\nDMexample.com\n" in cf  # masquerading: relay_allowed_senders is domain_addresses
@@ -504,7 +504,7 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
     assert AUTH.run("ls /etc/mail/smarthost-relay/authinfo.*~").rc != 0
     failures = [c for c in connections(relay, client_ip=client_ip(AUTH)) if c.get("auth_failures")
                 and c.get("time", 0) >= since]
-    assert failures
+    assert len(failures) == 1, failures  # the test delivery's, none of the daemon's
     # The previous configuration is live: new mail goes out with the right credentials.
     message_id = mid("after-rollback")
     send(AUTH, USER, ["someone@example.net"], message_id)
@@ -514,8 +514,9 @@ def _failed_test_delivery_rolls_back_and_mail_flows(relay):
 
 
 def test_new_credentials_take_the_other_map_name_and_the_previous_map_goes(relay):
-    """A change of credentials that passes its test delivery: the map is built under the other name, the daemon
-    reloaded onto it, and the previous map removed; the same again back to the scenario's own user."""
+    """A change of credentials that passes its test delivery: the map is built under a new name, the daemon
+    reloaded onto it, and the previous map removed; the same again back to the scenario's own user. Then a
+    sendmail.cf newer than the daemon's pid file is taken for one the daemon has not read: reloaded."""
     names = [live_authinfo(AUTH)]
     for user, password in ((OTHER_USER, OTHER_PASSWORD), (USER, PASSWORD)):
         result = run_role({"relay_auth_username": user, "relay_auth_password": password,
@@ -529,6 +530,12 @@ def test_new_credentials_take_the_other_map_name_and_the_previous_map_goes(relay
         [record] = arrived(relay, message_id)
         assert record["auth_user"] == user
     assert names[0] != names[1] and names[2] == names[0]
+    # A daemon that has not read the sendmail.cf on disk (as after a run stopped before the reload): reloaded.
+    pid = daemon_pid(AUTH)
+    AUTH.run_expect([0], "touch /etc/mail/sendmail.cf")
+    result = run_role({"sendmail_queue_interval": "p6s"})
+    assert result.returncode == 0 and recap(result)["changed"] > 0, (result.stdout + result.stderr)[-3000:]
+    assert daemon_pid(AUTH) != pid
     result = run_role({"sendmail_queue_interval": "p6s"})
     assert recap(result)["changed"] == 0 and live_authinfo(AUTH) == names[0]
 
@@ -560,6 +567,7 @@ def test_check_mode_and_refusals():
     assert "sendmail_timeout_datafinal must be a Sendmail time value of at least one hour" in out
     assert out.count("REFUSED: ") == 2
     assert (sha(AUTH, *files), authinfo_map(AUTH)) == (before, before_map)
+    assert authinfo_maps(AUTH) == [os.path.basename(before_map[0]) + ".db"]  # check mode built no map
 
 
 def test_registered_users_local_senders_sent_as_registered_sender(relay):

@@ -51,19 +51,42 @@ def probe(paths, sendmail="/usr/sbin/sendmail", service="sendmail", packages=(),
     out["cf_group"] = file_group(paths["cf"], "root")
     out["cert_altnames"] = os.path.isfile(os.path.join(paths["cf_kit"], "feature", "check_cert_altnames.m4"))
     out["pid"], out["running"] = daemon(paths["pid_file"])
+    # Sendmail writes its pid file when it starts and when a SIGHUP makes it read sendmail.cf again.
+    out["daemon_stale"] = out["running"] and newer(paths["cf"], paths["pid_file"])
     out["fragment_exists"] = os.path.exists(paths["fragment"])
     out["private_dir_ok"] = root_only(paths["private_dir"], 0o700)
     out["empty_ca_dir_ok"] = root_only(paths["empty_ca_dir"], 0o755)
-    out["authinfo_exists"] = any(os.path.exists(path) for path in
-                                 [paths["authinfo"]] + ["%s.%s" % (name, map_suffix) for name in authinfo_maps])
-    out["authinfo_map"] = cf_map(paths["cf"], "authinfo")
-    out["authinfo_db_ok"] = bool(out["authinfo_map"]) and root_only("%s.%s" % (out["authinfo_map"], map_suffix), 0o600)
+    out.update(authinfo_probe(paths, authinfo_maps, map_suffix))
     out["genericstable_exists"] = os.path.exists(paths["genericstable"]) or os.path.exists(paths["genericstable_db"])
     out["genericstable_db_ok"] = root_only(paths["genericstable_db"], 0o644)
     out["local_names"] = local_names(sendmail, paths["cf"])
     out["packages_missing"] = missing_packages(list(packages))
     out["enabled"] = enabled(service)
     return out
+
+
+def authinfo_probe(paths, names, suffix):
+    """The SMTP AUTH map: the name the live cf reads it under, the role's names that have a map file, whether the
+    live one is root's 0600 and built from the source as it is now (not older than it)."""
+    source, live = paths["authinfo"], cf_map(paths["cf"], "authinfo")
+    found = [name for name in names if os.path.exists("%s.%s" % (name, suffix))]
+    live_file = "%s.%s" % (live, suffix)
+    return {
+        "authinfo_source_exists": os.path.exists(source),
+        "authinfo_exists": os.path.exists(source) or bool(found),
+        "authinfo_found": found,
+        "authinfo_map": live,
+        "authinfo_db_ok": bool(live) and root_only(live_file, 0o600),
+        "authinfo_map_current": bool(live) and os.path.exists(source) and not newer(source, live_file),
+    }
+
+
+def newer(path, than):
+    """``path`` was modified after ``than`` (False when either is missing)."""
+    try:
+        return os.stat(path).st_mtime_ns > os.stat(than).st_mtime_ns
+    except OSError:
+        return False
 
 
 def cf_map(cf, name):

@@ -81,8 +81,8 @@ MAX_REPLY_LINES = 200
 MAX_REPLY_TEXT = 400
 # What a client may send ahead while the guard waits for a reply it must see first (DATA's).
 MAX_CLIENT_BACKLOG = 1048576
-# Linux only (socket names it from Python 3.12 on); elsewhere the delayed ACK stays.
-TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12 if sys.platform.startswith("linux") else None)
+# Linux only; elsewhere the delayed ACK stays.
+TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 # After the relay refused a new connection or closed one with a 421 ("Try again later", its answer to a burst of new
 # connections), no new relay connection is opened for this long, whether or not others are open: sessions wait for
 # one in use, or for the end of the hold-off. Reconnecting at once would keep the relay's DoS window full.

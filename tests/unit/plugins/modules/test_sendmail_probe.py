@@ -85,7 +85,7 @@ def host(tmp_path, monkeypatch):
         executable(bin_dir / "systemctl", SYSTEMCTL)
 
     module_args = dict({name: str(path) for name, path in args.items() if name != "authinfo_db"},
-                       authinfo_maps=[str(mail / "smarthost-relay" / name) for name in ("authinfo-a", "authinfo-b")],
+                       authinfo_maps=[str(mail / "smarthost-relay" / name) for name in ("authinfo-a", "authinfo-b", "authinfo-c")],
                        sendmail=executable(tmp_path / "sendmail", SENDMAIL), packages=PACKAGES)
     return {"args": module_args, "paths": args, "bin": bin_dir, "populate": populate}
 
@@ -134,9 +134,11 @@ def test_a_host_with_everything(host, capsys):
 def test_an_empty_host(host, capsys):
     result = run_module(dict(host["args"], service="other"), capsys)
     expected = dict.fromkeys(("mc_exists", "mc_has_smtp_mailer", "cert_altnames", "running", "fragment_exists",
+                              "daemon_stale", "authinfo_source_exists", "authinfo_map_current",
                               "private_dir_ok", "empty_ca_dir_ok", "authinfo_exists", "authinfo_db_ok",
                               "genericstable_exists", "genericstable_db_ok", "enabled"), False)
-    expected.update(cf_group="root", pid="", local_names=[], packages_missing=PACKAGES, authinfo_map="")
+    expected.update(cf_group="root", pid="", local_names=[], packages_missing=PACKAGES, authinfo_map="",
+                    authinfo_found=[])
     assert {key: result[key] for key in expected} == expected
 
 
@@ -197,18 +199,42 @@ def test_local_names_need_sendmail_and_the_cf(host):
     assert sendmail_host.local_names(host["args"]["sendmail"], host["args"]["cf"] + ".missing") == []
 
 
+def touch(path, seconds):
+    """Set ``path``'s modification time to ``seconds`` after the epoch."""
+    os.utime(str(path), ns=(seconds * 10**9, seconds * 10**9))
+
+
 def test_the_auth_map_is_the_one_the_live_cf_names(host, capsys):
-    """The role builds new credentials under a second name; the probe reports the name sendmail.cf reads, and
-    the map counts as present under any of the role's names."""
+    """The role builds new credentials under another name; the probe reports the name sendmail.cf reads, the
+    role's names that have a map file, and whether the live map is as new as its source."""
     host["populate"]()
-    previous = host["paths"]["private_dir"] / "authinfo-a.db"
-    host["paths"]["authinfo_db"].unlink()
-    host["paths"]["authinfo"].unlink(missing_ok=True)
+    private = host["paths"]["private_dir"]
+    live, previous, source = host["paths"]["authinfo_db"], private / "authinfo-a.db", host["paths"]["authinfo"]
     previous.write_text("")
+    source.write_text("AuthInfo:relay ...\n")
+    touch(source, 1000), touch(live, 1000)
     result = run_module(host["args"], capsys)
-    assert result["authinfo_exists"] is True
-    assert result["authinfo_map"].endswith("/authinfo-b") and result["authinfo_db_ok"] is False
+    assert (result["authinfo_source_exists"], result["authinfo_exists"]) == (True, True)
+    assert result["authinfo_map"] == str(live)[:-len(".db")] and result["authinfo_map_current"] is True
+    assert sorted(result["authinfo_found"]) == [str(previous)[:-len(".db")], str(live)[:-len(".db")]]
+    touch(source, 1001)  # new credentials written, the map not yet built from them
+    assert run_module(host["args"], capsys)["authinfo_map_current"] is False
+    live.unlink()
+    assert run_module(host["args"], capsys)["authinfo_db_ok"] is False
     host["paths"]["cf"].write_text("V10/Berkeley\nKauthinfo-other hash /x\n")
-    previous.unlink()
+    previous.unlink(), source.unlink()
     result = run_module(host["args"], capsys)
-    assert (result["authinfo_exists"], result["authinfo_map"], result["authinfo_db_ok"]) == (False, "", False)
+    assert (result["authinfo_exists"], result["authinfo_found"], result["authinfo_map"], result["authinfo_db_ok"],
+            result["authinfo_map_current"]) == (False, [], "", False, False)
+
+
+def test_a_daemon_that_has_not_read_the_cf_on_disk_is_stale(host, capsys):
+    """Sendmail rewrites its pid file when it starts or reloads: a cf written after it is one it has not read."""
+    host["populate"]()
+    touch(host["paths"]["pid_file"], 2000), touch(host["paths"]["cf"], 1000)
+    assert run_module(host["args"], capsys)["daemon_stale"] is False
+    touch(host["paths"]["cf"], 3000)
+    assert run_module(host["args"], capsys)["daemon_stale"] is True
+    host["paths"]["pid_file"].write_text("not a pid\n")
+    touch(host["paths"]["pid_file"], 2000)
+    assert run_module(host["args"], capsys)["daemon_stale"] is False  # no daemon runs

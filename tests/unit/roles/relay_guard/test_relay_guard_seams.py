@@ -110,23 +110,42 @@ def test_only_mail_counts_towards_max_messages(guard_module):
     assert conn.messages == 2
 
 
-def test_quick_ack_leaves_the_delayed_ack_mode_of_a_dialogue(guard_module):
-    """After a few command/reply rounds Linux delays the ACKs of a connection (its "pingpong" mode); the guard
-    takes its client connection out of it after each read, so a client that holds its next write back until the
-    last one is ACKed (Sendmail's final dot, Nagle's algorithm) need not wait for the delayed ACK."""
+def test_quick_ack_sets_the_option_on_a_real_socket(guard_module):
     if guard_module.TCP_QUICKACK is None:
         pytest.skip("TCP_QUICKACK is Linux's")
     server = socket.create_server(("127.0.0.1", 0))
-    with server, socket.create_connection(server.getsockname()) as client:
+    with server, socket.create_connection(server.getsockname()):
         guard_side = server.accept()[0]
         with guard_side:
-            for dummy in range(3):
-                client.sendall(b"NOOP\r\n")
-                guard_side.recv(100)
-                guard_side.sendall(b"250 2.0.0 OK\r\n")
-                client.recv(100)
-            client.sendall(b"Subject: text before the dot\r\n")
-            guard_side.recv(100)
-            assert guard_side.getsockopt(socket.IPPROTO_TCP, guard_module.TCP_QUICKACK) == 0
             guard_module._quick_ack(guard_side)  # pylint: disable=protected-access
             assert guard_side.getsockopt(socket.IPPROTO_TCP, guard_module.TCP_QUICKACK) == 1
+
+
+class _RecordingSocket:
+    """The client side of a session as ClientSession reads it: one recv, and the options set on it."""
+
+    def __init__(self, data):
+        self.data, self.options = data, []
+
+    def recv(self, size):  # pylint: disable=unused-argument
+        data, self.data = self.data, b""
+        return data
+
+    def setsockopt(self, level, option, value):
+        self.options.append((level, option, value))
+
+
+def test_every_read_from_the_client_is_acked_at_once(guard_module, monkeypatch):
+    """Sendmail holds its final dot back until the message text is ACKed (Nagle's algorithm), and Linux delays
+    that ACK while the guard has nothing to answer: each read from the client sets TCP_QUICKACK again (the flag
+    does not stay set)."""
+    if guard_module.TCP_QUICKACK is None:
+        pytest.skip("TCP_QUICKACK is Linux's")
+    session = guard_module.ClientSession.__new__(guard_module.ClientSession)
+    session.client = _RecordingSocket(b"Subject: text before the dot\r\n")
+    session.client_reader = guard_module.LineReader(session.client)
+    session.awaiting_data_reply = False
+    monkeypatch.setattr(session, "client_input", lambda: None, raising=False)
+    session.client_readable()
+    assert session.client.options == [(socket.IPPROTO_TCP, guard_module.TCP_QUICKACK, 1)]
+    assert bytes(session.client_reader.buffer) == b"Subject: text before the dot\r\n"
