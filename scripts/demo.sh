@@ -2,6 +2,8 @@
 # The demo: real MTAs in containers relaying through a local stand-in for smtp-relay.gmail.com.
 #   scripts/demo.sh        set everything up, start the containers, run playbooks/site.yml, send mail, show the record,
 #                          then run the relay doctor (playbooks/doctor.yml) on the demo's hosts and show its table
+#   scripts/demo.sh stuck  after `up`: the relay's password changes, mail is held, the doctor names the cause and its
+#                          fix, the fix is applied (site.yml with the new password) and the held mail leaves
 #   scripts/demo.sh down   remove the demo's containers and network
 # Re-running is fast and idempotent: images and containers are reused, site.yml changes nothing the second time.
 # shellcheck source=scripts/lib.sh
@@ -27,12 +29,11 @@ write_secrets() {
     PASSWORD=$(sed -n 's/^relay_auth_password: "\(.*\)"$/\1/p' "$DEMO/secrets.yml")
 }
 
-start_relay() {
-    local subnet etc=$DEMO/relay/etc var=$DEMO/relay/var
-    mkdir -p "$etc" "$var"
-    podman network exists "$NETWORK" || { purge_stale_dns && podman network create "$NETWORK" >/dev/null; }
+write_relay_config() {
+    # The stand-in's users log in with password $1; the file is reloaded by the stand-in when it changes. A new
+    # $2 (restart_epoch) closes every connection opened before, as a relay restart would.
+    local subnet etc=$DEMO/relay/etc
     subnet=$(podman network inspect "$NETWORK" --format '{{range .Subnets}}{{.Subnet}} {{end}}' | awk '{print $1}')
-    cp "$PKI/relay.pem" "$etc/cert.pem" && cp "$PKI/relay.key" "$etc/key.pem" && chmod 600 "$etc"/*.pem
     cat >"$etc/config.yml" <<YAML
 hostname: relay.smarthost.test
 tls: {cert: /etc/relay-standin/cert.pem, key: /etc/relay-standin/key.pem}
@@ -40,13 +41,22 @@ record: /var/lib/relay-standin/record.jsonl
 require_tls: true
 allowlist: ["$subnet"]
 users:
-  postfix@example.com: "$PASSWORD"
-  sendmail@example.com: "$PASSWORD"
+  postfix@example.com: "$1"
+  sendmail@example.com: "$1"
 allowed_senders: domain_addresses
 domains: [example.com]
 licenses: 100
+restart_epoch: ${2:-0}
 YAML
     chmod 600 "$etc/config.yml"
+}
+
+start_relay() {
+    local etc=$DEMO/relay/etc var=$DEMO/relay/var
+    mkdir -p "$etc" "$var"
+    podman network exists "$NETWORK" || { purge_stale_dns && podman network create "$NETWORK" >/dev/null; }
+    cp "$PKI/relay.pem" "$etc/cert.pem" && cp "$PKI/relay.key" "$etc/key.pem" && chmod 600 "$etc"/*.pem
+    write_relay_config "$PASSWORD"
     if ! podman container exists "$RELAY"; then
         # A new stand-in starts a new record: an earlier demo's containers had other addresses.
         rm -f "$var/record.jsonl"
@@ -77,14 +87,105 @@ show_table() {
 
 run_doctor() {
     # The relay doctor over the demo's hosts (read-only; the containers are entered as root already). Its reports go
-    # to $DEMO/doctor; it exits non-zero when a host is blocked: the table is shown first, then the demo fails.
-    local inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-doctor.log report=$DEMO/doctor rc=0
+    # to $DEMO/doctor; it exits non-zero when a host is blocked. $1: the outcome expected, healthy (the default: a
+    # blocked host fails the demo, after its table) or blocked (its table and the causes with their fixes are shown).
+    local expect=${1:-healthy} inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-doctor.log
+    local report=$DEMO/doctor rc=0
     rm -rf "$report"
     ansible-playbook -i "$inventory" -e doctor_become=false -e "doctor_report_dir=$report" \
         "$ROOT/playbooks/doctor.yml" >"$log" 2>&1 || rc=$?
     [[ -s $report/doctor.md ]] || { tail -n 40 "$log"; die "the relay doctor wrote no report; full log: $log"; }
     sed -n '/^| host |/,/^$/p' "$report/doctor.md"
-    ((rc == 0)) || die "the relay doctor found a blocked host; causes and fixes in $report/doctor.md, log: $log"
+    if [[ $expect == blocked ]]; then
+        ((rc != 0)) || die "the relay doctor found no blocked host; report: $report/doctor.md, log: $log"
+        sed -n '/^## Causes/,$p' "$report/doctor.md"
+    else
+        ((rc == 0)) || die "the relay doctor found a blocked host; causes and fixes in $report/doctor.md, log: $log"
+    fi
+}
+
+wait_for() {
+    # Poll "$@" every second until it succeeds; fail naming $1 (what was awaited) after $2 seconds.
+    local what=$1 limit=$2 start=$SECONDS
+    shift 2
+    until "$@"; do
+        ((SECONDS - start < limit)) || die "waited ${limit}s for $what"
+        sleep 1
+    done
+}
+
+config_loaded() {
+    # The stand-in's status names the digest of the config file on disk: it runs with it.
+    local want
+    want=$(sha256sum "$DEMO/relay/etc/config.yml" | cut -d' ' -f1)
+    grep -q "\"config_sha256\": \"$want\"" "$DEMO/relay/var/status.json" 2>/dev/null
+}
+
+deferred_since() {
+    # Every demo host's mail log holds a deferral (Postfix's status=deferred, Sendmail's stat=Deferred) since $1.
+    for mta in "${MTAS[@]}"; do
+        podman exec "srt-demo-$mta" journalctl -q --since "@$1" SYSLOG_FACILITY=2 |
+            grep -q -e 'status=deferred' -e 'stat=Deferred' || return 1
+    done
+}
+
+accepted_for() {
+    # The stand-in's record holds $2 accepted messages to recipient $1.
+    local count
+    count=$(PYTHONPATH="$ROOT/tools" python3 -c '
+import sys
+from relay_standin.records import load, transactions
+print(sum(1 for t in transactions(load(sys.argv[1]))
+          if t.get("verdict") == "accepted" and sys.argv[2] in t.get("recipients", [])))
+' "$DEMO/relay/var/record.jsonl" "$1")
+    ((count >= $2))
+}
+
+send_from_hosts() {
+    # One message from each demo host to $1, handed to its MTA's sendmail program as a local program would.
+    for mta in "${MTAS[@]}"; do
+        printf 'From: %s@example.com\nTo: %s\nSubject: demo: held while the password is wrong\n\nsent by demo.sh stuck\n' \
+            "$mta" "$1" | podman exec -i "srt-demo-$mta" /usr/sbin/sendmail -f "$mta@example.com" "$1"
+    done
+}
+
+flush_queues() {
+    podman exec srt-demo-postfix postqueue -f
+    # -bH: forget the relay's host status, so the run tries it at once
+    podman exec srt-demo-sendmail sh -c 'sendmail -bH >/dev/null; sendmail -q -O MinQueueAge=0'
+}
+
+stuck() {
+    if [[ ! -s $DEMO/secrets.yml ]] || ! podman container exists "$RELAY"; then die "run scripts/demo.sh first"; fi
+    write_secrets
+    # Whatever happens below, the stand-in ends with the password secrets.yml holds (the old one, or the new one
+    # once the fix is applied), so that `up` finds the demo consistent.
+    trap 'write_secrets; write_relay_config "$PASSWORD"' EXIT
+    local new recipient since
+    new=$(openssl rand -hex 16)
+    recipient=stuck-$(date +%s)@example.net
+    say "the relay's password for both users is reset (as in the Admin console) and its open connections are closed;" \
+        "the hosts still log in with the old password"
+    write_relay_config "$new" "$(date +%s)"
+    wait_for "the stand-in to load its new config" 30 config_loaded
+    since=$(date +%s)
+    send_from_hosts "$recipient"
+    say "one message from each host to $recipient; waiting until both MTAs have deferred it"
+    wait_for "both MTAs to defer the message" 120 deferred_since "$since"
+    say "the relay doctor on the demo's hosts (reports in $DEMO/doctor):"
+    run_doctor blocked
+    say "the fix it names: the new password goes into $DEMO/secrets.yml (a vault in real life), site.yml runs again"
+    printf 'relay_auth_password: "%s"\n' "$new" >"$DEMO/secrets.yml"
+    local log=$CACHE/logs/demo-site.log
+    ansible-playbook -i "$ROOT/tests/bed/demo/inventory.yml" -e "@$DEMO/secrets.yml" "$ROOT/playbooks/site.yml" \
+        >"$log" 2>&1 || { tail -n 40 "$log"; die "site.yml failed; full log: $log"; }
+    grep -A10 '^PLAY RECAP' "$log" | sed '/^$/q'
+    flush_queues
+    wait_for "the held messages to reach the relay" 120 accepted_for "$recipient" "${#MTAS[@]}"
+    say "the held messages reached the relay:"
+    show_table
+    say "the relay doctor again:"
+    run_doctor
 }
 
 up() {
@@ -108,6 +209,7 @@ up() {
 
 case ${1:-up} in
     up) up ;;
+    stuck) stuck ;;
     down) down ;;
-    *) die "usage: $0 [up|down]" ;;
+    *) die "usage: $0 [up|stuck|down]" ;;
 esac

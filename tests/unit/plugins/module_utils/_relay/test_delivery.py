@@ -134,8 +134,9 @@ def postfix_lines(prefix, qid, mid, status):
     ]
 
 
+# Postfix logs the line ends of a SASL failure's reply as "?"
 BAD_LOGIN = ("dsn=4.7.8, status=deferred (SASL authentication failed; server %s said: %s)"
-             % (RELAY, " ".join(BAD_CREDENTIALS)))
+             % (RELAY, "?".join(BAD_CREDENTIALS)))
 
 
 @pytest.mark.parametrize("version", sorted(POSTFIX_PREFIXES))

@@ -72,8 +72,9 @@ def postfix_lines(prefix, qid, said_lines=tuple(DENIED), stage="RCPT TO"):
         "%s postfix/local[126]: %sZ: to=<root@localhost>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, "
         "status=sent (delivered to mailbox)" % (prefix, qid),
         "%s postfix/smtp[127]: %sW: to=<d@example.net>, relay=%s, delay=1, delays=0/0/0.5/0.5, dsn=4.7.8, "
+        # Postfix logs the line ends of a SASL failure's reply as "?"
         "status=deferred (SASL authentication failed; server %s said: 535-5.7.8 Username and Password not accepted. "
-        "For more information, go to 535 5.7.8 https://support.google.com/mail/?p=BadCredentials %s - gsmtp)"
+        "For more information, go to?535 5.7.8 https://support.google.com/mail/?p=BadCredentials %s - gsmtp)"
         % (prefix, qid, RELAY, RELAY.rsplit(":", 1)[0], TOKEN),
         "%s postfix/smtp[128]: %sV: to=<e@example.net>, relay=%s, delay=1, delays=0/0/0.5/0.5, dsn=4.7.0, "
         "status=deferred (host %s refused to talk to me: 421 4.7.0 Try again later, closing connection. %s - gsmtp)"
@@ -106,6 +107,18 @@ def test_postfix_log(version):
         assert time.localtime(events[0]["time"])[1:6] == (11, 2, 11, 59, 0)
     else:
         assert events[0]["time"] == pytest.approx(NOW - 60, abs=1)
+
+
+def test_postfix_sasl_reply_line_ends_logged_as_question_marks():
+    """Postfix prints the line ends of a SASL failure's multi-line reply as "?" (the stand-in's wrapping, as a
+    Debian 12 Postfix logged it); the reply read back has no "?535" left in its text."""
+    lines = R.wrap(R.render("bad_credentials"), token=TOKEN)
+    reason = "SASL authentication failed; server relay.smarthost.test[10.89.0.2] said: " + "?".join(lines)
+    reply, _local, stage = P.postfix_reason(reason)
+    code, status, text = R.normalise(reply)
+    assert (code, status, stage) == (535, "5.7.8", "AUTH")
+    assert "?" not in text.replace("/?p=", "") and "535" not in text
+    assert text == R.normalise(lines)[2]
 
 
 @pytest.mark.parametrize("stage, expected", [("MAIL FROM", "MAIL"), ("RCPT TO", "RCPT"), ("end of DATA", "DATA"),
