@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 import uuid
 from collections import namedtuple
@@ -218,6 +219,13 @@ def class_of(entry, mta):
 
 def row(report, key):
     return next((r for r in report["classes"] if r["class"] == key), None)
+
+
+def check_reply_text(found):
+    """The class's reply reads as one text: no line's code left in it (as "?535-5.7.8" where the MTA logged a line
+    end as "?", or "535-5.7.8" where it joined the lines)."""
+    text = (found.get("reply") or {}).get("text") or ""
+    assert not re.search(r"(^|\W)[2-5][0-9]{2}[- ][2-5]\.[0-9]{1,3}\.[0-9]{1,3}\b", text), found["reply"]
 
 
 def expected_verdict(cause):
