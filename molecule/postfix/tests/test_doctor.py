@@ -127,6 +127,7 @@ def test_doctor_names_each_cause(base, held, accepted_before, cause):
     assert found and found["queued"] == len(held) == report["queue_size"] and found["bounced"] == 0, report
     assert found["fixes"][0]["variable"] == cause.fix.replace("{mta}", "postfix"), found["fixes"]
     assert {m["queue_id"] for m in queue()} >= set(found["samples"])
+    doctor_cases.check_reply_text(found)
     doctor_cases.check_probe(report, cause)
     # nothing reached the relay: neither the held messages nor the probe
     assert len(relay_record.transactions(relay_record.relay(), verdict="accepted")) == accepted_before
