@@ -34,7 +34,8 @@ write_relay_config() {
     # $2 (restart_epoch) closes every connection opened before, as a relay restart would.
     local subnet etc=$DEMO/relay/etc
     subnet=$(podman network inspect "$NETWORK" --format '{{range .Subnets}}{{.Subnet}} {{end}}' | awk '{print $1}')
-    cat >"$etc/config.yml" <<YAML
+    # written beside and renamed: the stand-in reloads on a change and must never read half a file
+    cat >"$etc/config.yml.new" <<YAML
 hostname: relay.smarthost.test
 tls: {cert: /etc/relay-standin/cert.pem, key: /etc/relay-standin/key.pem}
 record: /var/lib/relay-standin/record.jsonl
@@ -48,7 +49,7 @@ domains: [example.com]
 licenses: 100
 restart_epoch: ${2:-0}
 YAML
-    chmod 600 "$etc/config.yml"
+    chmod 600 "$etc/config.yml.new" && mv "$etc/config.yml.new" "$etc/config.yml"
 }
 
 start_relay() {
@@ -87,21 +88,44 @@ show_table() {
 
 run_doctor() {
     # The relay doctor over the demo's hosts (read-only; the containers are entered as root already). Its reports go
-    # to $DEMO/doctor; it exits non-zero when a host is blocked. $1: the outcome expected, healthy (the default: a
-    # blocked host fails the demo, after its table) or blocked (its table and the causes with their fixes are shown).
-    local expect=${1:-healthy} inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-doctor.log
+    # to $DEMO/doctor; it exits non-zero when a host is blocked, which fails the demo after the table is shown.
+    # With $1 (healthy, or blocked CLASS FIX) every host must have that verdict (report_shows); for blocked, the
+    # causes with their fixes are shown too.
+    local inventory=$ROOT/tests/bed/demo/inventory.yml log=$CACHE/logs/demo-doctor.log
     local report=$DEMO/doctor rc=0
     rm -rf "$report"
     ansible-playbook -i "$inventory" -e doctor_become=false -e "doctor_report_dir=$report" \
         "$ROOT/playbooks/doctor.yml" >"$log" 2>&1 || rc=$?
     [[ -s $report/doctor.md ]] || { tail -n 40 "$log"; die "the relay doctor wrote no report; full log: $log"; }
     sed -n '/^| host |/,/^$/p' "$report/doctor.md"
-    if [[ $expect == blocked ]]; then
-        ((rc != 0)) || die "the relay doctor found no blocked host; report: $report/doctor.md, log: $log"
+    if [[ ${1:-} == blocked ]]; then
         sed -n '/^## Causes/,$p' "$report/doctor.md"
-    else
-        ((rc == 0)) || die "the relay doctor found a blocked host; causes and fixes in $report/doctor.md, log: $log"
+    elif ((rc != 0)); then
+        die "the relay doctor found a blocked host; causes and fixes in $report/doctor.md, log: $log"
     fi
+    (($# == 0)) || report_shows "$@" || die "the report is not what the demo shows; report: $report/doctor.md"
+}
+
+report_shows() {
+    # Every demo host is in the doctor's JSON report with verdict $1; with $2 and $3, each holds mail for class $2,
+    # whose fixes name the variable $3.
+    python3 - "$DEMO/doctor/doctor.json" "${#MTAS[@]}" "$@" <<'PY'
+import json
+import sys
+
+hosts = json.load(open(sys.argv[1]))["hosts"]
+count, verdict, klass, fix = (sys.argv[2:] + [None, None])[:4]
+if len(hosts) != int(count):
+    sys.exit("%d host(s) in the report, not %s" % (len(hosts), count))
+for name, report in sorted(hosts.items()):
+    found = next((row for row in report["classes"] if row["class"] == klass), None)
+    if report["verdict"] != verdict:
+        sys.exit("%s: verdict %s, not %s" % (name, report["verdict"], verdict))
+    if klass and not (found and found["queued"]):
+        sys.exit("%s: no mail held for %s" % (name, klass))
+    if klass and fix not in [f["variable"] for f in found["fixes"]]:
+        sys.exit("%s: the fixes of %s do not name %s" % (name, klass, fix))
+PY
 }
 
 wait_for() {
@@ -121,11 +145,13 @@ config_loaded() {
     grep -q "\"config_sha256\": \"$want\"" "$DEMO/relay/var/status.json" 2>/dev/null
 }
 
-deferred_since() {
-    # Every demo host's mail log holds a deferral (Postfix's status=deferred, Sendmail's stat=Deferred) since $1.
+deferred_for() {
+    # Every demo host's mail log holds a deferral of the message to $1 (Postfix's status=deferred, Sendmail's
+    # stat=Deferred).
+    local mta log
     for mta in "${MTAS[@]}"; do
-        podman exec "srt-demo-$mta" journalctl -q --since "@$1" SYSLOG_FACILITY=2 |
-            grep -q -e 'status=deferred' -e 'stat=Deferred' || return 1
+        log=$(podman exec "srt-demo-$mta" journalctl -q SYSLOG_FACILITY=2)
+        grep -q -e "to=<\?$1>\?,.*status=deferred" -e "to=<\?$1>\?,.*stat=Deferred" <<<"$log" || return 1
     done
 }
 
@@ -155,37 +181,44 @@ flush_queues() {
     podman exec srt-demo-sendmail sh -c 'sendmail -bH >/dev/null; sendmail -q -O MinQueueAge=0'
 }
 
+delivered_for() {
+    # accepted_for $1 $2, with the queues flushed every 15 s meanwhile (the demo's Sendmail waits 5 minutes before
+    # it retries a message by itself)
+    accepted_for "$1" "$2" && return 0
+    ((SECONDS - LAST_FLUSH < 15)) || { flush_queues; LAST_FLUSH=$SECONDS; }
+    return 1
+}
+
 stuck() {
     if [[ ! -s $DEMO/secrets.yml ]] || ! podman container exists "$RELAY"; then die "run scripts/demo.sh first"; fi
     write_secrets
     # Whatever happens below, the stand-in ends with the password secrets.yml holds (the old one, or the new one
     # once the fix is applied), so that `up` finds the demo consistent.
     trap 'write_secrets; write_relay_config "$PASSWORD"' EXIT
-    local new recipient since
+    local new recipient
     new=$(openssl rand -hex 16)
     recipient=stuck-$(date +%s)@example.net
     say "the relay's password for both users is reset (as in the Admin console) and its open connections are closed;" \
         "the hosts still log in with the old password"
     write_relay_config "$new" "$(date +%s)"
     wait_for "the stand-in to load its new config" 30 config_loaded
-    since=$(date +%s)
     send_from_hosts "$recipient"
     say "one message from each host to $recipient; waiting until both MTAs have deferred it"
-    wait_for "both MTAs to defer the message" 120 deferred_since "$since"
+    wait_for "both MTAs to defer the message" 120 deferred_for "$recipient"
     say "the relay doctor on the demo's hosts (reports in $DEMO/doctor):"
-    run_doctor blocked
+    run_doctor blocked bad_credentials relay_auth_password
     say "the fix it names: the new password goes into $DEMO/secrets.yml (a vault in real life), site.yml runs again"
-    printf 'relay_auth_password: "%s"\n' "$new" >"$DEMO/secrets.yml"
+    printf 'relay_auth_password: "%s"\n' "$new" >"$DEMO/secrets.yml.new" && mv "$DEMO/secrets.yml.new" "$DEMO/secrets.yml"
     local log=$CACHE/logs/demo-site.log
     ansible-playbook -i "$ROOT/tests/bed/demo/inventory.yml" -e "@$DEMO/secrets.yml" "$ROOT/playbooks/site.yml" \
         >"$log" 2>&1 || { tail -n 40 "$log"; die "site.yml failed; full log: $log"; }
     grep -A10 '^PLAY RECAP' "$log" | sed '/^$/q'
-    flush_queues
-    wait_for "the held messages to reach the relay" 120 accepted_for "$recipient" "${#MTAS[@]}"
+    LAST_FLUSH=-15
+    wait_for "the held messages to reach the relay" 120 delivered_for "$recipient" "${#MTAS[@]}"
     say "the held messages reached the relay:"
     show_table
     say "the relay doctor again:"
-    run_doctor
+    run_doctor healthy
 }
 
 up() {

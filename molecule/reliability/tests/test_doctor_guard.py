@@ -18,7 +18,6 @@ cause began, the stand-in's record), never a fixed sleep.
 
 from __future__ import annotations
 
-import shlex
 import time
 import uuid
 
@@ -28,11 +27,12 @@ import doctor_cases
 import relay_record
 from doctor_cases import row
 from relay_record import arrived, wait_for
+from sendmail_doctor import SendmailDoctorHost
 
 RELAY_CONTAINER = "srt-reliability-relay"
 HOST = relay_record.group_hosts("sendmail")[0]
-USER = "sendmail@example.com"  # the AUTH user (molecule.yml)
 TAG = uuid.uuid4().hex[:8]
+SENDMAIL = SendmailDoctorHost(HOST, "sendmail@example.com", TAG, prefix="doctor-guard")  # the AUTH user
 START = time.time()
 PER_CAUSE = 2
 WAIT = 90  # a queue run every 5 s, retries after 2 s (molecule.yml)
@@ -40,57 +40,31 @@ PROBE_RECIPIENT = "probe-%s@example.net" % TAG
 MTA = {"helo": HOST.check_output("hostname -f"), "port": 587}  # the guard's EHLO name is Sendmail's
 EGRESS = HOST.interface("eth0").addresses[0]
 PROBES = 1
-QUEUE = "/var/spool/mqueue"
-# Sendmail has no main.cf: its per-transaction recipient limit is the relay mailer's, set in sendmail.mc
-CAUSES = [cause._replace(fix="sendmail_mc_extra") if cause.fix == "{mta}_main_cf" else cause
-          for cause in doctor_cases.CAUSES]
+CAUSES = [doctor_cases.for_sendmail(cause) for cause in doctor_cases.CAUSES]
 RESULTS = {"runs": [], "causes": {}}
 
 
-def send(label, sender=None):
-    message_id = "<doctor-guard-%s.%s.%s@example.com>" % (label, TAG, uuid.uuid4().hex[:6])
-    recipient = "%s-%s@example.net" % (label, TAG)
-    body = "From: <%s>\nTo: <%s>\nSubject: doctor %s\nMessage-ID: %s\n\ndoctor\n" % (
-        sender or USER, recipient, label, message_id)
-    HOST.check_output("printf %%s %s | /usr/sbin/sendmail -i -N never -f %s -- %s" % (
-        shlex.quote(body), shlex.quote(sender or USER), shlex.quote(recipient)))
-    return message_id
-
-
-def queued_ids():
-    out = HOST.check_output("find %s -name 'qf*' -printf '%%f\\n'" % QUEUE)
-    return {name[2:] for name in out.split()}
-
-
-def deferred_since(since):
-    lines = HOST.check_output("journalctl --quiet --no-pager -o short-unix --since @%d SYSLOG_FACILITY=2" % since)
-    return {e["queue_id"] for e in doctor_cases.doctor_parsers.sendmail_log(lines.splitlines())
-            if e["status"] == "deferred"}
-
-
 def all_held_again(count, since):
-    """``count`` messages queued, each deferred by a delivery attempt since ``since`` (the cause's)."""
+    """``count`` messages queued, each deferred by a delivery attempt that ended after ``since`` (the moment the
+    stand-in ran with the cause's config, its earlier connections closed)."""
     seen = {}
 
     def ready():
-        ids = seen["queued"] = queued_ids()
-        return len(ids) >= count and ids <= deferred_since(since)
+        ids = seen["queued"] = SENDMAIL.queued_ids()
+        deferred = {e["queue_id"] for e in SENDMAIL.log_events(since) if e["status"] == "deferred"}
+        return len(ids) >= count and ids <= deferred
     try:
         wait_for(ready, timeout=WAIT, what="%d message(s) deferred since the cause began" % count)
     except AssertionError as exc:
-        raise AssertionError("%s; queued: %s" % (exc, sorted(seen.get("queued") or []))) from None
+        raise AssertionError("%s; queued: %s; their log: %s" % (
+            exc, sorted(seen.get("queued") or []), SENDMAIL.log_lines(since, seen.get("queued")))) from None
 
 
 def doctor(since, probe_sender=None):
-    return doctor_cases.run_doctor_probing(HOST.backend.name, since, RESULTS["runs"], PROBE_RECIPIENT,
-                                           probe_sender=probe_sender)
+    return SENDMAIL.doctor(since, RESULTS["runs"], PROBE_RECIPIENT, probe_sender=probe_sender)
 
 
-def flush():
-    relay_record.sendmail_queue_run(HOST)
-
-
-base = doctor_cases.base_fixture(RELAY_CONTAINER, flush, lambda: not queued_ids())
+base = doctor_cases.base_fixture(RELAY_CONTAINER, SENDMAIL.flush, lambda: not SENDMAIL.queued_ids())
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +79,13 @@ def accepted_before():
 
 @pytest.mark.parametrize("cause", CAUSES, ids=[cause.name for cause in CAUSES])
 def test_doctor_names_each_cause_behind_the_guard(base, held, accepted_before, cause):
-    started, since = time.monotonic(), time.time()
+    started = time.monotonic()
     doctor_cases.pace(relay_record.relay(), EGRESS, len(held) + PER_CAUSE + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.config_for(cause, base, MTA))
-    held.extend(send("%s-%d" % (cause.name, i), cause.sender) for i in range(PER_CAUSE))
-    flush()
+    # after the stand-in runs with the cause: an attempt the queue runner made against the cause before cannot count
+    since = time.time()
+    held.extend(SENDMAIL.send("%s-%d" % (cause.name, i), cause.sender) for i in range(PER_CAUSE))
+    SENDMAIL.flush()
     all_held_again(len(held), since)
     result, report = doctor(START, probe_sender=cause.sender)
     found = row(report, cause.klass)
@@ -137,11 +113,11 @@ def test_healthy_behind_the_guard_once_the_cause_is_gone(base, held):
     recovered = time.time()
     doctor_cases.pace(relay_record.relay(), EGRESS, len(held) + PROBES, base)
     doctor_cases.write_config(RELAY_CONTAINER, doctor_cases.healthy(base))
-    flush()
+    SENDMAIL.flush()
     relay = relay_record.relay()
     for message_id in held:
         arrived(relay, message_id, timeout=120)
-    wait_for(lambda: not queued_ids(), timeout=60, what="an empty queue")
+    wait_for(lambda: not SENDMAIL.queued_ids(), timeout=60, what="an empty queue")
     result, report = doctor(recovered)
     assert result.returncode == 0, result.stdout[-3000:]
     assert report["verdict"] == "healthy" and report["queue_size"] == 0 and report["reasons"] == [], report
@@ -152,6 +128,4 @@ def test_healthy_behind_the_guard_once_the_cause_is_gone(base, held):
 @pytest.fixture(scope="module", autouse=True)
 def results():
     yield
-    out = doctor_cases.ROOT / ".cache" / "logs" / "reliability-doctor-guard.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doctor_cases.json.dumps(RESULTS, indent=2))
+    doctor_cases.write_results("reliability-doctor-guard", RESULTS)

@@ -92,6 +92,12 @@ def _with_auth_required(changes):
     return lambda base, mta: dict(changes(base, mta), auth_required=True)
 
 
+def for_sendmail(cause):
+    """The cause with Sendmail's fix: it has no main.cf, its per-transaction recipient limit is the relay mailer's,
+    set in sendmail.mc."""
+    return cause._replace(fix="sendmail_mc_extra") if cause.fix == "{mta}_main_cf" else cause
+
+
 def sendmail_direct(causes=CAUSES):
     """The causes as Sendmail meets them without the relay guard: ``(cause, held, probe class)`` in the order to
     induce them (bouncing causes first); ``held`` False where Sendmail bounces the messages.
@@ -100,16 +106,14 @@ def sendmail_direct(causes=CAUSES):
     and logs nothing about the refused login, so an allowlisted host's mail still passes; the relay must also
     require SMTP AUTH (as Google does with "Require SMTP Authentication") for wrong credentials to stop mail, and
     what Sendmail logs is the MAIL's ``530 5.5.1 Authentication Required``: the queue's class is auth_required,
-    whose fixes name the AUTH settings too. The probe, which tries AUTH once and stops, meets the 535 itself.
-    Sendmail has no main.cf: its per-transaction recipient limit is the relay mailer's, set in sendmail.mc."""
+    whose fixes name the AUTH settings too. The probe, which tries AUTH once and stops, meets the 535 itself."""
     out = []
     for cause in causes:
         probe_klass = cause.klass
+        cause = for_sendmail(cause)
         if cause.name == "credentials":
             cause = cause._replace(changes=_with_auth_required(cause.changes), klass="auth_required",
                                    fix="relay_auth")
-        if cause.fix == "{mta}_main_cf":
-            cause = cause._replace(fix="sendmail_mc_extra")
         out.append((cause, cause.name not in SENDMAIL_DIRECT_BOUNCED, probe_klass))
     return sorted(out, key=lambda item: item[1])
 
@@ -207,6 +211,13 @@ def run_doctor_on(hosts, since, extra=None, check=False, out_dir=None):
     report = json.loads((out_dir / "doctor.json").read_text())
     assert (out_dir / "doctor.md").read_text().startswith("# Relay doctor")
     return result, report["hosts"]
+
+
+def write_results(name, results):
+    """The module's timings and findings, as .cache/logs/<name>.json."""
+    out = ROOT / ".cache" / "logs" / ("%s.json" % name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
 
 
 def class_of(entry, mta):

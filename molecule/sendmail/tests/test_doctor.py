@@ -19,22 +19,18 @@ queue's reasons, the log's bounces, the stand-in's record), never a fixed sleep.
 
 from __future__ import annotations
 
-import json
-import re
-import shlex
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 import doctor_cases
 import relay_record
+from sendmail_doctor import SendmailDoctorHost
 from relay_standin import records
 from doctor_cases import row
 from relay_record import arrived, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
 RELAY_CONTAINER = "srt-sendmail-relay"
 USER = "mta@example.com"  # the AUTH user (molecule.yml), a sender in the customer's domain
 TAG = uuid.uuid4().hex[:8]
@@ -47,47 +43,14 @@ MTA = {"helo": AUTH.check_output("hostname -f"), "port": 587}  # Sendmail greets
 EGRESS = AUTH.interface("eth0").addresses[0]  # the address the relay sees (and counts new connections of)
 PROBES = 2  # the doctor's probe connects once per run, and the allowlist cause runs the doctor twice
 CASES = doctor_cases.sendmail_direct()
-QUEUE = "/var/spool/mqueue"
+SENDMAIL = SendmailDoctorHost(AUTH, USER, TAG)
 RESULTS = {"runs": [], "causes": {}}
 
 
-def send(label, sender=None):
-    message_id = "<doctor-%s.%s.%s@example.com>" % (label, TAG, uuid.uuid4().hex[:6])
-    recipient = "%s-%s@example.net" % (label, TAG)
-    body = "From: <%s>\nTo: <%s>\nSubject: doctor %s\nMessage-ID: %s\n\ndoctor\n" % (
-        sender or USER, recipient, label, message_id)
-    AUTH.check_output("printf %%s %s | /usr/sbin/sendmail -i -N never -f %s -- %s" % (
-        shlex.quote(body), shlex.quote(sender or USER), shlex.quote(recipient)))
-    return message_id
-
-
-def log_events(since):
-    """Sendmail's log since ``since`` as the doctor reads it (the journal's mail facility, doctor_parsers)."""
-    lines = AUTH.check_output("journalctl --quiet --no-pager -o short-unix --since @%d SYSLOG_FACILITY=2" % since)
-    return doctor_cases.doctor_parsers.sendmail_log(lines.splitlines())
-
-
-def log_lines(since, ids):
-    """The raw log lines of these queue ids since ``since`` (for failure messages and the results)."""
-    if not ids:
-        return []
-    pattern = "|".join(sorted(ids))
-    return AUTH.run("journalctl --quiet --no-pager -o cat --since @%d SYSLOG_FACILITY=2 | grep -E %s" % (
-        since, shlex.quote(pattern))).stdout.splitlines()[-20:]
-
-
-def qf_files():
-    """{file name: text} of the queue's qf files (in the queue directory, or its qf/ subdirectory)."""
-    result = AUTH.run("cd %s && for f in qf* qf/qf*; do [ -f \"$f\" ] && printf '==> %%s\\n' \"${f##*/}\" "
-                      "&& cat \"$f\"; done; true" % QUEUE)
-    assert result.rc == 0, result.stderr
-    # qf files hold Sendmail's macro bytes (\201 …): read as the doctor reads them, undecodable bytes replaced
-    out = result.stdout_bytes.decode("utf-8", "replace")
-    files = {}
-    for chunk in re.split(r"(?:^|\n)==> ", out)[1:]:
-        name, _sep, text = chunk.partition("\n")
-        files[name.strip()] = text
-    return files
+send = SENDMAIL.send
+log_events = SENDMAIL.log_events
+log_lines = SENDMAIL.log_lines
+qf_files = SENDMAIL.qf_files
 
 
 def queue(since=START):
@@ -135,16 +98,10 @@ def bounced_for(klass, count, since):
 
 
 def doctor(since, check=False, probe_sender=None):
-    """playbooks/doctor.yml on "auth" with the probe (the inventory's relay_* settings, to PROBE_RECIPIENT); in
-    check mode without it."""
-    return doctor_cases.run_doctor_probing(AUTH.backend.name, since, RESULTS["runs"], PROBE_RECIPIENT,
-                                           probe=not check, check=check, probe_sender=probe_sender)
+    return SENDMAIL.doctor(since, RESULTS["runs"], PROBE_RECIPIENT, check=check, probe_sender=probe_sender)
 
 
-def flush():
-    relay_record.sendmail_queue_run(AUTH)
-
-
+flush = SENDMAIL.flush
 base = doctor_cases.base_fixture(RELAY_CONTAINER, flush, lambda: not qf_files())
 
 
@@ -256,10 +213,4 @@ def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, sent):
 @pytest.fixture(scope="module", autouse=True)
 def results():
     yield
-    write_results()
-
-
-def write_results():
-    out = ROOT / ".cache" / "logs" / "sendmail-doctor.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(RESULTS, indent=2))
+    doctor_cases.write_results("sendmail-doctor", RESULTS)

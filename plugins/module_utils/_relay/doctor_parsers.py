@@ -90,13 +90,19 @@ _PF_RELAY = re.compile(r"\brelay=([^,\s]+)")
 _PF_SAID = re.compile(r"^(?:host \S+ said|SASL authentication failed; server \S+ said): (.*?)"
                       r"(?: \(in reply to (.*?) command\))?$")
 _PF_REFUSED = re.compile(r"^host \S+ refused to talk to me: (.*)$")
-# Postfix keeps a SASL failure's reply with its line ends, and its logging prints each as "?": read them as the
-# line ends they were ("…password?535-5.7.8 given…")
-_PF_LOGGED_LINE_END = re.compile(r"\?(?=[2-5][0-9]{2}[- ])")
 # qmgr's reason for the messages it holds back while a destination is marked dead after a failed attempt: the
 # failure that marked it follows the prefix
 _PF_SUSPENDED = "delivery temporarily suspended: "
 _LOCAL_RELAYS = ("local", "none", "virtual")
+
+
+def _sasl_line_ends(reply):
+    """Postfix keeps a SASL failure's reply with its line ends, and its logging prints each as "?": read them as
+    the line ends they were ("…password?535-5.7.8 given…"), where the reply's own code follows."""
+    code = reply[:3]
+    if not code.isdigit():
+        return reply
+    return re.sub(r"\?(?=%s[- ])" % code, "\n", reply)
 
 
 def postfix_reason(text):
@@ -111,9 +117,11 @@ def postfix_reason(text):
     match = _PF_SAID.match(text)
     if match:
         stage = stage_of(match.group(2)) if match.group(2) else None
+        reply = match.group(1)
         if text.startswith("SASL"):
             stage = "AUTH"
-        return _PF_LOGGED_LINE_END.sub("\n", match.group(1)), text, stage
+            reply = _sasl_line_ends(reply)
+        return reply, text, stage
     match = _PF_REFUSED.match(text)
     if match:
         return match.group(1), text, "CONNECT"

@@ -201,6 +201,8 @@ def test_postfix_failure_removes_only_the_test_message_and_names_the_fix(tmp_pat
     assert not [c for c in run.calls if "postqueue" in c[0]]  # a refusal is a verdict: not retried
     diagnosis = report["diagnosis"]
     assert (diagnosis["class"], diagnosis["stage"], diagnosis["reply"]["code"]) == ("bad_credentials", "AUTH", 535)
+    # the reply's lines, which Postfix logged with "?" between them, read as the relay's one text
+    assert diagnosis["reply"]["text"] == R.normalise(list(BAD_CREDENTIALS))[2]
     assert "relay_auth_password" in [f["variable"] for f in diagnosis["fixes"]]
     assert "relay doctor: bad_credentials (SMTP AUTH credentials refused) at AUTH" in report["msg"]
     assert "fix: relay_auth_username" in report["msg"] and "535-5.7.8" in report["msg"]

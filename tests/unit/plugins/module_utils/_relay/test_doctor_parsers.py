@@ -109,16 +109,29 @@ def test_postfix_log(version):
         assert events[0]["time"] == pytest.approx(NOW - 60, abs=1)
 
 
-def test_postfix_sasl_reply_line_ends_logged_as_question_marks():
+@pytest.mark.parametrize("separator", ["?", " "], ids=["as-postfix-logs-it", "joined"])
+def test_postfix_sasl_reply_line_ends(separator):
     """Postfix prints the line ends of a SASL failure's multi-line reply as "?" (the stand-in's wrapping, as a
-    Debian 12 Postfix logged it); the reply read back has no "?535" left in its text."""
+    Debian 12 Postfix logged it); the reply read back has no "?535" left in its text, nor has one joined with
+    blanks."""
     lines = R.wrap(R.render("bad_credentials"), token=TOKEN)
-    reason = "SASL authentication failed; server relay.smarthost.test[10.89.0.2] said: " + "?".join(lines)
+    reason = "SASL authentication failed; server relay.smarthost.test[10.89.0.2] said: " + separator.join(lines)
     reply, _local, stage = P.postfix_reason(reason)
     code, status, text = R.normalise(reply)
     assert (code, status, stage) == (535, "5.7.8", "AUTH")
     assert "?" not in text.replace("/?p=", "") and "535" not in text
     assert text == R.normalise(lines)[2]
+
+
+def test_postfix_question_mark_in_a_reply_left_alone():
+    """Only a SASL failure's reply has its line ends printed as "?": a "?" before digits elsewhere (a URL's query)
+    stays as the relay sent it."""
+    said = "550 5.7.1 See https://support.example.test/?550-1 for details"
+    reply, _local, _stage = P.postfix_reason("host relay[10.89.0.2] said: %s (in reply to RCPT TO command)" % said)
+    assert reply == said
+    reply, _local, _stage = P.postfix_reason("SASL authentication failed; server relay said: 535 5.7.8 see "
+                                             "https://x.test/?4350-1")
+    assert reply.endswith("https://x.test/?4350-1")
 
 
 @pytest.mark.parametrize("stage, expected", [("MAIL FROM", "MAIL"), ("RCPT TO", "RCPT"), ("end of DATA", "DATA"),
