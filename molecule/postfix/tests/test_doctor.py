@@ -165,6 +165,7 @@ def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, held):
             exc, [(m["queue_id"], [r.get("delay_reason") for r in m["recipients"]]) for m in queue()],
             records.connections(relay_record.read_record(relay))[-5:])) from None
     wait_for(lambda: not queue(), timeout=60, what="an empty queue")
+    doctor_cases.wait_for_logged_deliveries(DEB12, recovered, doctor_cases.doctor_parsers.postfix_log, len(held))
     accepted = len(relay_record.transactions(relay, verdict="accepted"))
     result, report = doctor(recovered)
     assert result.returncode == 0, result.stdout[-3000:]

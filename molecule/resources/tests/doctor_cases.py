@@ -213,6 +213,22 @@ def run_doctor_on(hosts, since, extra=None, check=False, out_dir=None):
     return result, report["hosts"]
 
 
+def journal_events(host, since, parse):
+    """The host's mail log since ``since`` as the doctor reads it: the journal's mail facility, read with ``parse``
+    (``doctor_parsers.postfix_log`` or ``sendmail_log``)."""
+    lines = host.check_output("journalctl --quiet --no-pager -o short-unix --since @%d SYSLOG_FACILITY=2" % since)
+    return [event for event in parse(lines.splitlines()) if event["time"] >= since]
+
+
+def wait_for_logged_deliveries(host, since, parse, count):
+    """Wait until the mail log shows ``count`` deliveries to the relay since ``since``. The doctor reads the log,
+    and journald may write it seconds after the relay took the mail and the queue emptied (under load)."""
+    def logged():
+        return sum(1 for e in journal_events(host, since, parse) if e["status"] == "sent" and e["relay"])
+    relay_record.wait_for(lambda: logged() >= count, timeout=60,
+                          what="%d relay deliveries in the mail log" % count)
+
+
 def write_results(name, results):
     """The module's timings and findings, as .cache/logs/<name>.json."""
     out = ROOT / ".cache" / "logs" / ("%s.json" % name)

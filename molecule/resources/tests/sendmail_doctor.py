@@ -34,11 +34,11 @@ class SendmailDoctorHost:
         return message_id
 
     def log_events(self, since):
-        """Sendmail's log since ``since`` as the doctor reads it (the journal's mail facility, doctor_parsers)."""
-        lines = self.host.check_output(
-            "journalctl --quiet --no-pager -o short-unix --since @%d SYSLOG_FACILITY=2" % since)
-        return [event for event in doctor_cases.doctor_parsers.sendmail_log(lines.splitlines())
-                if event["time"] >= since]
+        """Sendmail's log since ``since`` as the doctor reads it."""
+        return doctor_cases.journal_events(self.host, since, doctor_cases.doctor_parsers.sendmail_log)
+
+    def wait_for_logged_deliveries(self, since, count):
+        doctor_cases.wait_for_logged_deliveries(self.host, since, doctor_cases.doctor_parsers.sendmail_log, count)
 
     def log_lines(self, since, ids):
         """The raw log lines of these queue ids since ``since`` (for failure messages and the results)."""

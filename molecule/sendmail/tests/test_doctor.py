@@ -195,6 +195,7 @@ def test_healthy_once_the_cause_is_gone_and_the_queue_drained(base, sent):
         raise AssertionError("%s; still queued: %s; the relay's last connections: %s" % (
             exc, reasons(queue()), records.connections(relay_record.read_record(relay))[-5:])) from None
     wait_for(lambda: not qf_files(), timeout=60, what="an empty queue")
+    SENDMAIL.wait_for_logged_deliveries(recovered, len(sent["held"]))
     # the bounced messages are gone for good: none of them reached the relay
     assert not [m for m in sent["bounced"] if relay_record.transactions(relay, message_id=m, verdict="accepted")]
     accepted = len(relay_record.transactions(relay, verdict="accepted"))
