@@ -15,7 +15,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ALL_TIERS=(unit lint sanity build molecule fresh)
 # Scenario matrix: swaks and postfix run Debian 11, 12 and 13 hosts; sendmail runs Debian 12 (sendmail-smoke: 11 and 13); qmail runs Debian 12.
 # Longest first, so that two at a time finish close together.
-SCENARIOS=${SMARTHOST_SCENARIOS:-reliability existing postfix qmail sendmail security sendmail-smoke swaks}
+# Two at a time, in this order: Postfix's timing tests (the bulk's connection reuse, the doctor's log reads) failed
+# twice on 2026-12-07 while the reliability scenario's fault matrix ran beside them; reliability now pairs with
+# sendmail (proven together), and the sum stays as before.
+SCENARIOS=${SMARTHOST_SCENARIOS:-existing postfix qmail security sendmail-smoke swaks sendmail reliability}
 JOBS=${SMARTHOST_MOLECULE_JOBS:-2}
 FRESH_TIERS=${SMARTHOST_FRESH_TIERS:-unit lint build}
 FRESH_IMAGE=localhost/smarthost-debian:12
